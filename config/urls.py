@@ -1,0 +1,20 @@
+"""URL routes: storefront pages, the JSON API, the admin and (for the demo) media."""
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.static import serve
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("recommender.urls")),
+    path("", include("shop.urls")),
+]
+
+if settings.LOOKALIKE_SERVE_MEDIA:
+    # django.conf.urls.static.static() serves nothing unless DEBUG is on; the demo runs
+    # with DEBUG off, so route media explicitly. Behind a web server, turn this off.
+    prefix = settings.MEDIA_URL.strip("/")
+    urlpatterns += [
+        re_path(rf"^{prefix}/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+    ]

@@ -1,0 +1,163 @@
+"""Batched, device-aware feature extraction: PIL images in, L2-normalised vectors out."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from embeddings.registry import Backbone, get_backbone
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEFAULT_BATCH_SIZE = 32
+
+
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bf16 arithmetic (AVX-512 BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """CUDA when present (or asked for), else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype for a precision setting; None means plain fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # Without native bf16, autocast on CPU emulates it and runs slower than fp32.
+    return torch.bfloat16 if cpu_supports_bf16() else None
+
+
+@dataclass
+class Extractor:
+    """A loaded backbone on a device; embeds batches of PIL images."""
+
+    backbone: Backbone
+    model: nn.Module
+    device: torch.device
+    dtype: torch.dtype | None
+    weights_id: str
+    preprocess_workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
+
+    @property
+    def model_id(self) -> str:
+        """Identifies the vectors this extractor makes: backbone and weights."""
+        return f"{self.backbone.name}@{self.weights_id}"
+
+    @property
+    def precision(self) -> str:
+        """Human name of the arithmetic used."""
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+    def embed(
+        self,
+        images: Sequence[Image.Image],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Embed images into an (N, dim) float32 array of unit vectors."""
+        if not images:
+            return np.zeros((0, self.backbone.dim), dtype=np.float32)
+        out = []
+        for batch in self._batches(images, batch_size):
+            out.append(self._forward(batch))
+            if progress:
+                progress(batch.shape[0])
+        return np.concatenate(out)
+
+    def _batches(self, images: Sequence[Image.Image], batch_size: int) -> Iterator[torch.Tensor]:
+        transform = self.backbone.transforms()
+        # PIL releases the GIL while resizing, so threads overlap preprocessing.
+        with ThreadPoolExecutor(self.preprocess_workers) as pool:
+            for start in range(0, len(images), batch_size):
+                chunk = images[start : start + batch_size]
+                yield torch.stack(list(pool.map(transform, chunk)))
+
+    def _forward(self, batch: torch.Tensor) -> np.ndarray:
+        batch = batch.to(self.device, non_blocking=True)
+        if self.dtype is not None:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), self._autocast():
+            features = self.model(batch)
+        return F.normalize(features.float(), dim=1).cpu().numpy()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+
+_cache: dict[tuple, Extractor] = {}
+_cache_lock = threading.Lock()
+
+
+def load_extractor(
+    name: str,
+    *,
+    weights_file: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    download: bool = True,
+) -> Extractor:
+    """The process-wide extractor for these settings; the model is loaded once."""
+    key = (name, weights_file, device, precision)
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = _build_extractor(name, weights_file, device, precision, download)
+        return _cache[key]
+
+
+def _build_extractor(
+    name: str, weights_file: str | None, device: str, precision: str, download: bool
+) -> Extractor:
+    backbone = get_backbone(name)
+    model, weights_id = backbone.load(weights_file, download)
+    target = pick_device(device)
+    dtype = pick_dtype(target, precision)
+    if dtype is not None:
+        # channels_last lets oneDNN / cuDNN pick their fastest convolution kernels.
+        model = model.to(memory_format=torch.channels_last)
+    model = model.to(target)
+    extractor = Extractor(backbone, model, target, dtype, weights_id)
+    logger.info("Loaded %s on %s (%s)", extractor.model_id, target, extractor.precision)
+    return extractor
+
+
+def embed_images(
+    images: Sequence[Image.Image],
+    backbone: str = "efficientnet_lite0",
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    **options,
+) -> np.ndarray:
+    """Embed a list of PIL images with a registered backbone: float32 (N, D), unit norm."""
+    return load_extractor(backbone, **options).embed(images, batch_size=batch_size)

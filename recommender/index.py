@@ -1,0 +1,468 @@
+"""The on-disk vector index: build, search, save atomically, load safely, hot-reload.
+
+Plain Python + numpy + faiss on purpose (no Django), so it can be used and tested anywhere.
+
+Vectors are L2-normalised float32, so inner product equals cosine similarity.
+The index is ``IndexIDMap2(IndexFlatIP(d))``: exact search over product ids.
+
+Layout of an index directory::
+
+    manifest.json        # written LAST; points to the current index file
+    index-000007.faiss   # current version
+    index-000006.faiss   # previous version, kept for readers that may still be loading it
+    .writer.lock         # flock'ed by the single writer
+
+Readers only ever follow ``manifest.json``, and every file is written to a temp file,
+fsync'ed and renamed into place, so a reader never sees a partial file.
+"""
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+MANIFEST_NAME = "manifest.json"
+LOCK_NAME = ".writer.lock"
+METRIC = "inner_product"
+_INDEX_FILE_RE = re.compile(r"^index-(\d+)\.faiss$")
+_REBUILD_HINT = "run `python manage.py demo` or rebuild the index"
+
+
+class IndexNotFound(Exception):
+    """There is no index yet in the directory."""
+
+
+class IndexCorrupt(Exception):
+    """The index or its manifest is unreadable or inconsistent."""
+
+
+class IndexMismatch(Exception):
+    """The index was built for another model or dimension than the caller expects."""
+
+
+class WriterLockTimeout(TimeoutError):
+    """Another writer held the index lock for longer than the timeout."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What ``manifest.json`` records about the current index file."""
+
+    version: int
+    model_id: str
+    weights_id: str
+    dim: int
+    count: int
+    checksum: str
+    index_file: str
+    created_at: str
+    metric: str = METRIC
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the manifest as a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Manifest":
+        """Build a manifest from parsed JSON, raising ValueError if it is malformed."""
+        if not isinstance(data, dict):
+            raise ValueError(f"manifest must be a JSON object, got {type(data).__name__}")
+        kwargs = {}
+        for field in fields(cls):
+            if field.name not in data:
+                if field.name == "metric":
+                    continue
+                raise ValueError(f"manifest lacks {field.name!r}")
+            value = data[field.name]
+            # bool is an int subclass; a manifest saying `"version": true` is still broken.
+            if not isinstance(value, field.type) or isinstance(value, bool):
+                raise ValueError(f"manifest field {field.name!r} has a bad value: {value!r}")
+            kwargs[field.name] = value
+        manifest = cls(**kwargs)
+        # The file name comes from disk; refuse anything that could point outside the directory.
+        if not _INDEX_FILE_RE.match(manifest.index_file):
+            raise ValueError(
+                f"manifest index_file is not an index file name: {manifest.index_file!r}"
+            )
+        return manifest
+
+
+# ---------------------------------------------------------------------------- build and search
+
+
+def build_index(ids: np.ndarray, xb: np.ndarray, dim: int | None = None) -> faiss.Index:
+    """Build an exact inner-product index of the rows of ``xb`` under the product ``ids``."""
+    ids = _as_ids(ids)
+    xb = _as_vectors(xb, dim)
+    if xb.shape[0] != ids.shape[0]:
+        raise ValueError(f"got {ids.shape[0]} ids for {xb.shape[0]} vectors")
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(xb.shape[1]))
+    if len(ids):
+        index.add_with_ids(xb, ids)
+    return index
+
+
+def search(index: faiss.Index, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (D, I) for the ``k`` nearest neighbours of each query row in ``xq``."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    xq = np.atleast_2d(np.asarray(xq))
+    if xq.ndim != 2 or xq.shape[1] != index.d:
+        raise ValueError(f"queries must have shape (n, {index.d}), got {xq.shape}")
+    xq = np.ascontiguousarray(xq, dtype=np.float32)
+    if not np.isfinite(xq).all():
+        raise ValueError("queries contain NaN or infinite values")
+    # Clamping k to ntotal means faiss never pads rows with -1 ids and -inf scores.
+    k = min(int(k), index.ntotal)
+    if k == 0:
+        return np.empty((len(xq), 0), np.float32), np.empty((len(xq), 0), np.int64)
+    return index.search(xq, k)
+
+
+def reconstruct_vectors(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
+    """Return the stored vectors of the given product ids, one row per id."""
+    ids = np.atleast_1d(np.asarray(ids, dtype=np.int64))
+    if len(ids) == 0:
+        return np.empty((0, index.d), np.float32)
+    # Check up front: faiss only says "key not found" without naming the id.
+    missing = np.setdiff1d(ids, faiss.vector_to_array(index.id_map))
+    if len(missing):
+        raise KeyError(f"ids not in the index: {missing[:10].tolist()}")
+    return index.reconstruct_batch(ids)
+
+
+def _as_ids(ids: np.ndarray) -> np.ndarray:
+    """Validate product ids and return them as a 1-d int64 array."""
+    ids = np.asarray(ids)
+    if ids.ndim != 1:
+        raise ValueError(f"ids must be 1-d, got shape {ids.shape}")
+    if len(ids) and not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"ids must be integers, got {ids.dtype}")
+    # -1 is faiss's "no result" marker and huge uint64s would wrap: keep ids plainly positive.
+    if len(ids) and (ids.min() < 0 or ids.max() > np.iinfo(np.int64).max):
+        raise ValueError("ids must be non-negative and fit in int64")
+    ids = ids.astype(np.int64)
+    unique, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f"duplicate ids: {unique[counts > 1][:10].tolist()}")
+    return ids
+
+
+def _as_vectors(xb: np.ndarray, dim: int | None) -> np.ndarray:
+    """Validate vectors and return them as a C-contiguous float32 (n, d) array."""
+    xb = np.asarray(xb)
+    if xb.size == 0:
+        # An empty catalog has no rows to infer d from, so the caller must say it.
+        if dim is None or dim < 1:
+            raise ValueError("an empty index needs an explicit positive dim")
+        return np.empty((0, dim), np.float32)
+    if xb.ndim != 2:
+        raise ValueError(f"vectors must be 2-d (n, d), got shape {xb.shape}")
+    if dim is not None and xb.shape[1] != dim:
+        raise ValueError(f"vectors have dim {xb.shape[1]}, expected {dim}")
+    if not (np.issubdtype(xb.dtype, np.floating) or np.issubdtype(xb.dtype, np.integer)):
+        raise TypeError(f"vectors must be real numbers, got {xb.dtype}")
+    xb = np.ascontiguousarray(xb, dtype=np.float32)
+    # Checked after the cast: float64 values too big for float32 become inf.
+    if not np.isfinite(xb).all():
+        raise ValueError("vectors contain NaN or infinite values")
+    return xb
+
+
+# ---------------------------------------------------------------------------- save and load
+
+
+def save_index(
+    index: faiss.Index, directory: PathLike, *, model_id: str, weights_id: str
+) -> Manifest:
+    """Write ``index`` as the next version in ``directory``; call it under ``writer_lock``."""
+    if not isinstance(index, faiss.IndexIDMap2):
+        raise TypeError(
+            f"expected a faiss.IndexIDMap2 from build_index, got {type(index).__name__}"
+        )
+    if not model_id or not weights_id:
+        raise ValueError("model_id and weights_id must be non-empty")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    previous = _previous_manifest(directory)
+    version = _next_version(directory, previous)
+    data = faiss.serialize_index(index).tobytes()
+    manifest = Manifest(
+        version=version,
+        model_id=model_id,
+        weights_id=weights_id,
+        dim=index.d,
+        count=index.ntotal,
+        checksum=hashlib.sha256(data).hexdigest(),
+        index_file=_index_file_name(version),
+        created_at=datetime.now(UTC).isoformat(),
+    )
+    _write_atomic(directory / manifest.index_file, data)
+    # The manifest goes last, so it never points to a file that is not fully on disk.
+    _write_atomic(directory / MANIFEST_NAME, _manifest_bytes(manifest))
+    _prune(directory, keep={manifest.index_file, previous.index_file if previous else ""})
+    logger.info("saved index version %s (%s vectors) in %s", version, manifest.count, directory)
+    return manifest
+
+
+def read_manifest(directory: PathLike) -> Manifest | None:
+    """Return the directory's manifest, or None if there is none yet."""
+    path = Path(directory) / MANIFEST_NAME
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        return Manifest.from_dict(json.loads(raw))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IndexCorrupt(f"{path} is not a valid manifest ({exc}); {_REBUILD_HINT}") from exc
+
+
+def load_index(
+    directory: PathLike,
+    *,
+    expected_model_id: str | None = None,
+    expected_dim: int | None = None,
+) -> tuple[faiss.Index, Manifest]:
+    """Load the current index after checking it against its manifest and the caller's model."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    if manifest is None:
+        raise IndexNotFound(f"no index in {directory}; {_REBUILD_HINT}")
+    _check_expected(manifest, expected_model_id, expected_dim)
+    path = directory / manifest.index_file
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IndexCorrupt(f"manifest points to {path}, which cannot be read ({exc})") from exc
+    # Hash and deserialize the same bytes, so the index we verify is the index we serve.
+    checksum = hashlib.sha256(data).hexdigest()
+    if checksum != manifest.checksum:
+        raise IndexCorrupt(
+            f"{path} checksum {checksum[:12]}… does not match the manifest's "
+            f"{manifest.checksum[:12]}… (corrupt or truncated file); {_REBUILD_HINT}"
+        )
+    index = _deserialize(data, path)
+    _check_consistent(index, manifest, path)
+    return index, manifest
+
+
+def _check_expected(manifest: Manifest, model_id: str | None, dim: int | None) -> None:
+    """Refuse an index built for another embedding model than the caller's."""
+    if model_id is not None and manifest.model_id != model_id:
+        raise IndexMismatch(
+            f"index was built with model {manifest.model_id!r} but the app uses {model_id!r}; "
+            "rebuild the index (reindex the catalog) with the current model"
+        )
+    if dim is not None and manifest.dim != dim:
+        raise IndexMismatch(
+            f"index has dim {manifest.dim} but the app expects dim {dim}; "
+            "rebuild the index (reindex the catalog) with the current model"
+        )
+
+
+def _deserialize(data: bytes, path: Path) -> faiss.Index:
+    """Turn verified bytes into a faiss index, mapping faiss errors to IndexCorrupt."""
+    try:
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    except RuntimeError as exc:
+        raise IndexCorrupt(f"faiss cannot read {path}: {exc}; {_REBUILD_HINT}") from exc
+    if not isinstance(index, faiss.IndexIDMap2):
+        raise IndexCorrupt(f"{path} holds a {type(index).__name__}, not an IndexIDMap2")
+    return index
+
+
+def _check_consistent(index: faiss.Index, manifest: Manifest, path: Path) -> None:
+    """Refuse an index whose shape or metric disagrees with its manifest."""
+    if index.d != manifest.dim or index.ntotal != manifest.count:
+        raise IndexCorrupt(
+            f"{path} has {index.ntotal} vectors of dim {index.d}, but the manifest says "
+            f"{manifest.count} of dim {manifest.dim}; {_REBUILD_HINT}"
+        )
+    if manifest.metric != METRIC or index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise IndexCorrupt(f"{path} does not use the {METRIC} metric; {_REBUILD_HINT}")
+
+
+def _previous_manifest(directory: Path) -> Manifest | None:
+    """Return the current manifest before a save, tolerating a broken one."""
+    try:
+        return read_manifest(directory)
+    except IndexCorrupt as exc:
+        # A broken manifest must not block the rebuild that repairs it.
+        logger.warning("overwriting a broken manifest: %s", exc)
+        return None
+
+
+def _next_version(directory: Path, previous: Manifest | None) -> int:
+    """Return a version above the manifest's and above any index file on disk."""
+    # Files count too: a writer that crashed before its manifest still used up that number.
+    versions = [int(m.group(1)) for m in map(_INDEX_FILE_RE.match, _listdir(directory)) if m]
+    if previous is not None:
+        versions.append(previous.version)
+    return max(versions, default=0) + 1
+
+
+def _index_file_name(version: int) -> str:
+    """Return the file name of an index version."""
+    return f"index-{version:06d}.faiss"
+
+
+def _manifest_bytes(manifest: Manifest) -> bytes:
+    """Serialize a manifest as readable JSON."""
+    return (json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n").encode()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+    # Same directory, so os.replace is a rename within one filesystem (atomic).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable across a crash."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _prune(directory: Path, keep: set[str]) -> None:
+    """Delete index files other than ``keep`` (the current one and the one readers may hold)."""
+    for name in _listdir(directory):
+        if _INDEX_FILE_RE.match(name) and name not in keep:
+            with suppress(FileNotFoundError):
+                (directory / name).unlink()
+
+
+def _listdir(directory: Path) -> list[str]:
+    """Return the names in ``directory``, or none if it does not exist."""
+    try:
+        return os.listdir(directory)
+    except FileNotFoundError:
+        return []
+
+
+# ---------------------------------------------------------------------------- writer lock
+
+
+@contextmanager
+def writer_lock(directory: PathLike, timeout: float = 60.0) -> Iterator[None]:
+    """Hold the single-writer lock of an index directory, waiting up to ``timeout`` seconds."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_NAME
+    with open(path, "a+b") as f:
+        _acquire(f.fileno(), path, timeout)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _acquire(fd: int, path: Path, timeout: float) -> None:
+    """Poll a non-blocking flock, since flock itself has no timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise WriterLockTimeout(
+                    f"another process has been writing the index (lock {path}) for more than "
+                    f"{timeout:g}s; wait for it to finish or stop it"
+                ) from None
+            time.sleep(0.05)
+
+
+# ---------------------------------------------------------------------------- serving
+
+
+class IndexReader:
+    """Thread-safe holder of the current index for a serving process, reloading new versions."""
+
+    def __init__(
+        self,
+        directory: PathLike,
+        *,
+        expected_model_id: str | None = None,
+        check_interval: float = 1.0,
+    ) -> None:
+        """Remember where the index is; nothing is loaded until ``current()``."""
+        self.directory = Path(directory)
+        self.expected_model_id = expected_model_id
+        self.check_interval = check_interval
+        self._lock = threading.Lock()
+        self._loaded: tuple[faiss.Index, Manifest] | None = None
+        self._checked_at = float("-inf")
+        self._failed_version: int | None = None
+
+    def current(self) -> tuple[faiss.Index, Manifest]:
+        """Return the current (index, manifest), reloading if the manifest version changed."""
+        with self._lock:
+            now = time.monotonic()
+            if self._loaded is None or now - self._checked_at >= self.check_interval:
+                self._checked_at = now
+                self._refresh()
+            assert self._loaded is not None
+            return self._loaded
+
+    def invalidate(self) -> None:
+        """Make the next ``current()`` re-read the manifest and retry a failed version."""
+        with self._lock:
+            self._checked_at = float("-inf")
+            self._failed_version = None
+
+    def _refresh(self) -> None:
+        """Load the manifest's version if it is new; keep the old index if that fails."""
+        if self._loaded is None:
+            self._loaded = load_index(self.directory, expected_model_id=self.expected_model_id)
+            return
+        try:
+            manifest = read_manifest(self.directory)
+        except IndexCorrupt as exc:
+            logger.warning("keeping index version %s: %s", self._loaded[1].version, exc)
+            return
+        if manifest is None or manifest.version in (self._loaded[1].version, self._failed_version):
+            return
+        try:
+            self._loaded = load_index(self.directory, expected_model_id=self.expected_model_id)
+        except (IndexNotFound, IndexCorrupt, IndexMismatch) as exc:
+            # Remember the bad version so it is not re-hashed and re-logged on every request.
+            self._failed_version = manifest.version
+            logger.warning(
+                "keeping index version %s; cannot load version %s: %s",
+                self._loaded[1].version,
+                manifest.version,
+                exc,
+            )

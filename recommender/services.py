@@ -1,0 +1,217 @@
+"""Embedding products, maintaining the index, and finding similar products."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from PIL import Image
+
+from recommender import index as vector_index
+from recommender.embedding import current_extractor
+from recommender.models import ImageVector
+from shop.images import open_stored
+from shop.models import EmbeddingStatus, Product
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbedReport:
+    embedded: int = 0
+    reused: int = 0
+    failed: dict[int, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"embedded": self.embedded, "reused": self.reused, "failed": self.failed}
+
+
+@dataclass(frozen=True)
+class SimilarItem:
+    product: Product
+    score: float
+
+
+@dataclass(frozen=True)
+class SimilarResult:
+    items: list[SimilarItem]
+    model_id: str
+    index_version: int
+
+
+def products_embed(
+    product_ids: list[int],
+    *,
+    batch_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> EmbedReport:
+    """Store a vector for each product photo that lacks one for the current model."""
+    extractor = current_extractor()
+    products = list(Product.objects.filter(pk__in=product_ids))
+    report = EmbedReport()
+    known = set(
+        ImageVector.objects.filter(
+            model_id=extractor.model_id, image_hash__in={p.image_hash for p in products}
+        ).values_list("image_hash", flat=True)
+    )
+    todo: dict[str, list[Product]] = {}
+    for product in products:
+        if product.image_hash in known:
+            report.reused += 1
+        else:
+            todo.setdefault(product.image_hash, []).append(product)
+    _mark(known, products, EmbeddingStatus.READY)
+    if progress and report.reused:
+        progress(report.reused)
+    for chunk in _chunks(list(todo), batch_size or settings.LOOKALIKE_EMBED_BATCH_SIZE):
+        _embed_chunk(extractor, {h: todo[h] for h in chunk}, report, progress)
+    return report
+
+
+def _embed_chunk(extractor, todo: dict[str, list[Product]], report: EmbedReport, progress) -> None:
+    images, hashes = [], []
+    for image_hash, products in todo.items():
+        try:
+            images.append(open_stored(products[0].image))
+            hashes.append(image_hash)
+        except (OSError, ValueError) as exc:
+            # An unreadable photo will not get better by retrying: record why, move on.
+            reason = f"The stored photo could not be read: {exc}"
+            for product in products:
+                report.failed[product.pk] = reason
+            Product.objects.filter(pk__in=[p.pk for p in products]).update(
+                embedding_status=EmbeddingStatus.FAILED, embedding_error=reason[:500]
+            )
+    xb = extractor.embed(images)
+    rows = [
+        ImageVector(image_hash=h, model_id=extractor.model_id, dim=xb.shape[1], vector=v.tobytes())
+        for h, v in zip(hashes, xb, strict=True)
+    ]
+    with transaction.atomic():
+        # ignore_conflicts: a duplicate delivery of the same task writes nothing twice.
+        ImageVector.objects.bulk_create(rows, ignore_conflicts=True)
+        _mark(set(hashes), [p for h in hashes for p in todo[h]], EmbeddingStatus.READY)
+    report.embedded += sum(len(todo[h]) for h in hashes)
+    if progress:
+        progress(sum(len(products) for products in todo.values()))
+
+
+def _mark(hashes: set[str], products: list[Product], status: str) -> None:
+    ids = [p.pk for p in products if p.image_hash in hashes]
+    if ids:
+        Product.objects.filter(pk__in=ids).update(embedding_status=status, embedding_error="")
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def index_rebuild() -> vector_index.Manifest:
+    """Write a new index version holding every active product with a current vector."""
+    extractor = current_extractor()
+    directory = settings.LOOKALIKE_INDEX_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    with vector_index.writer_lock(directory):
+        ids, xb = _active_vectors(extractor.model_id, extractor.backbone.dim)
+        index = vector_index.build_index(ids, xb, dim=extractor.backbone.dim)
+        manifest = vector_index.save_index(
+            index, directory, model_id=extractor.model_id, weights_id=extractor.weights_id
+        )
+    logger.info("Index version %s: %s products (%s)", manifest.version, len(ids), manifest.model_id)
+    return manifest
+
+
+def _active_vectors(model_id: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    pairs = list(Product.objects.filter(is_active=True).values_list("pk", "image_hash"))
+    vectors = dict(
+        ImageVector.objects.filter(
+            model_id=model_id, image_hash__in={h for _, h in pairs}
+        ).values_list("image_hash", "vector")
+    )
+    rows = [(pk, vectors[h]) for pk, h in pairs if h in vectors]
+    ids = np.array([pk for pk, _ in rows], dtype=np.int64)
+    xb = np.frombuffer(b"".join(bytes(v) for _, v in rows), dtype=np.float32).reshape(-1, dim)
+    return ids, xb
+
+
+_readers: dict[tuple[str, str], vector_index.IndexReader] = {}
+_readers_lock = threading.Lock()
+
+
+def serving_index() -> tuple[object, vector_index.Manifest]:
+    """The current index for this process, reloaded when a new version is written."""
+    model_id = current_extractor().model_id
+    key = (str(settings.LOOKALIKE_INDEX_DIR), model_id)
+    with _readers_lock:
+        reader = _readers.get(key)
+        if reader is None:
+            reader = vector_index.IndexReader(
+                settings.LOOKALIKE_INDEX_DIR, expected_model_id=model_id, check_interval=1.0
+            )
+            _readers[key] = reader
+    return reader.current()
+
+
+def product_vector(product: Product) -> np.ndarray:
+    """The stored vector of a product's photo, embedding it now if it has none yet."""
+    extractor = current_extractor()
+    row = ImageVector.objects.filter(
+        image_hash=product.image_hash, model_id=extractor.model_id
+    ).first()
+    if row is None:
+        products_embed([product.pk])
+        row = ImageVector.objects.filter(
+            image_hash=product.image_hash, model_id=extractor.model_id
+        ).first()
+    if row is None:
+        raise ValueError(f"Product {product.pk} has no usable photo to compare with.")
+    return row.as_array()
+
+
+def similar_to_product(product_id: int, k: int, *, category: str | None = None) -> SimilarResult:
+    """Products that look like this one; raises Product.DoesNotExist for unknown ids."""
+    product = Product.objects.get(pk=product_id, is_active=True)
+    return _similar(product_vector(product), k, category=category, exclude={product.pk})
+
+
+def similar_to_image(image: Image.Image, k: int, *, category: str | None = None) -> SimilarResult:
+    """Products that look like a photo (an upload: nothing is stored)."""
+    xq = current_extractor().embed([image])[0]
+    return _similar(xq, k, category=category, exclude=set())
+
+
+def _similar(xq: np.ndarray, k: int, *, category: str | None, exclude: set[int]) -> SimilarResult:
+    index, manifest = serving_index()
+    n = min(index.ntotal, k * 4 + len(exclude) + 8)
+    while True:
+        D, I = vector_index.search(index, xq, n)
+        items = _keep_available(D[0], I[0], category, exclude)
+        # Filters can drop many candidates; widen the search until k survive or none remain.
+        if len(items) >= k or n >= index.ntotal:
+            return SimilarResult(items[:k], manifest.model_id, manifest.version)
+        n = min(index.ntotal, n * 4)
+
+
+def _keep_available(
+    scores: np.ndarray, ids: np.ndarray, category: str | None, exclude: set[int]
+) -> list[SimilarItem]:
+    # Stock and activity are read from the database, so a product that sells out or is
+    # removed disappears at once, before the index is rebuilt.
+    candidates = Product.objects.filter(
+        pk__in=[int(i) for i in ids if i >= 0 and int(i) not in exclude],
+        is_active=True,
+        stock__gt=0,
+    ).select_related("category")
+    if category:
+        candidates = candidates.filter(category__slug=category)
+    by_id = {p.pk: p for p in candidates}
+    return [
+        SimilarItem(by_id[int(i)], float(s))
+        for s, i in zip(scores, ids, strict=True)
+        if int(i) in by_id
+    ]

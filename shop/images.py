@@ -1,0 +1,74 @@
+"""Product photos: checked, re-encoded and stored once per content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from embeddings.images import open_image
+from embeddings.preprocess import to_rgb
+
+MAX_SIDE = 1200
+THUMB_SIDE = 400
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    path: str
+    thumbnail: str
+    sha256: str
+    width: int
+    height: int
+
+
+def decode_upload(data: bytes) -> Image.Image:
+    """Decode untrusted bytes with the site's limits; raises ImageRejected."""
+    return open_image(
+        data,
+        max_bytes=settings.LOOKALIKE_MAX_UPLOAD_BYTES,
+        max_pixels=settings.LOOKALIKE_MAX_PIXELS,
+    )
+
+
+def store_image(image: Image.Image) -> StoredImage:
+    """Re-encode a decoded photo as JPEG (upright, no metadata) and store it by hash."""
+    upright = to_rgb(image)
+    fitted = _fit(upright, MAX_SIDE)
+    main = _jpeg(fitted, quality=88)
+    sha256 = hashlib.sha256(main).hexdigest()
+    path = f"products/{sha256[:2]}/{sha256}.jpg"
+    thumbnail = f"products/{sha256[:2]}/{sha256}-thumb.jpg"
+    if not default_storage.exists(path):
+        default_storage.save(path, ContentFile(main))
+    if not default_storage.exists(thumbnail):
+        default_storage.save(thumbnail, ContentFile(_jpeg(_fit(upright, THUMB_SIDE), quality=82)))
+    width, height = fitted.size
+    return StoredImage(path, thumbnail, sha256, width, height)
+
+
+def open_stored(path: str) -> Image.Image:
+    """Open a stored product photo."""
+    with default_storage.open(path, "rb") as handle:
+        image = Image.open(io.BytesIO(handle.read()))
+        image.load()
+    return image
+
+
+def _fit(image: Image.Image, side: int) -> Image.Image:
+    if max(image.size) <= side:
+        return image
+    fitted = image.copy()
+    fitted.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return fitted
+
+
+def _jpeg(image: Image.Image, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality, optimize=True, progressive=True)
+    return buffer.getvalue()

@@ -1,0 +1,90 @@
+"""Catalog models: merchants, categories, products and their photos."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.urls import reverse
+
+
+class Merchant(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Category(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EmbeddingStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class Product(models.Model):
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="products")
+    sku = models.CharField(max_length=64)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products")
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    currency = models.CharField(max_length=3, default="EUR")
+    stock = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    # Photos are stored once per content hash; the vector is keyed by the same hash.
+    image = models.CharField(max_length=200)
+    thumbnail = models.CharField(max_length=200)
+    image_hash = models.CharField(max_length=64, db_index=True)
+    image_width = models.PositiveIntegerField()
+    image_height = models.PositiveIntegerField()
+    embedding_status = models.CharField(
+        max_length=10, choices=EmbeddingStatus.choices, default=EmbeddingStatus.PENDING
+    )
+    embedding_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "sku"], name="unique_sku_per_merchant"),
+        ]
+        indexes = [models.Index(fields=["is_active", "stock"])]
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.title}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("shop:product", args=[self.pk])
+
+    def get_similar_url(self) -> str:
+        return reverse("shop:similar", args=[self.pk])
+
+    @property
+    def in_stock(self) -> bool:
+        return self.stock > 0
+
+    @property
+    def image_url(self) -> str:
+        from django.core.files.storage import default_storage
+
+        return default_storage.url(self.image)
+
+    @property
+    def thumbnail_url(self) -> str:
+        from django.core.files.storage import default_storage
+
+        return default_storage.url(self.thumbnail)

@@ -1,0 +1,138 @@
+"""Catalog writes. Views, forms and commands validate input, then call one of these."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from django.db import transaction
+from django.utils.text import slugify
+
+from shop.images import StoredImage, decode_upload, store_image
+from shop.models import Category, EmbeddingStatus, Merchant, Product
+
+logger = logging.getLogger(__name__)
+
+DEMO_MERCHANT = ("Lookalike Demo Shoes", "lookalike-demo")
+CATEGORY_ORDER = ["sneakers", "boots", "sandals", "heels", "flats", "loafers", "formal", "slippers"]
+
+
+def merchant_get_or_create(name: str, slug: str) -> Merchant:
+    """The merchant with this slug, created if needed."""
+    merchant, _ = Merchant.objects.get_or_create(slug=slug, defaults={"name": name})
+    return merchant
+
+
+def category_get_or_create(name: str) -> Category:
+    """The category with this name (case-insensitive slug), created if needed."""
+    slug = slugify(name)
+    position = CATEGORY_ORDER.index(slug) if slug in CATEGORY_ORDER else len(CATEGORY_ORDER)
+    category, _ = Category.objects.get_or_create(
+        slug=slug, defaults={"name": name.strip().title(), "position": position}
+    )
+    return category
+
+
+def _enqueue_embedding(product_ids: list[int]) -> None:
+    from recommender.tasks import embed_products
+
+    # After commit, so the worker never looks for a row that is not there yet.
+    transaction.on_commit(lambda: embed_products.delay(product_ids))
+
+
+@transaction.atomic
+def product_upsert(
+    *,
+    merchant: Merchant,
+    sku: str,
+    title: str,
+    category: Category,
+    price: Decimal,
+    stock: int,
+    image: StoredImage,
+    description: str = "",
+    currency: str = "EUR",
+    enqueue: bool = True,
+) -> Product:
+    """Create the product with this sku, or update it; queue its photo for embedding."""
+    fields = {
+        "title": title,
+        "description": description,
+        "category": category,
+        "price": price,
+        "currency": currency,
+        "stock": stock,
+        "is_active": True,
+        "image": image.path,
+        "thumbnail": image.thumbnail,
+        "image_width": image.width,
+        "image_height": image.height,
+    }
+    product = Product.objects.filter(merchant=merchant, sku=sku).first()
+    if product is None or product.image_hash != image.sha256:
+        fields["image_hash"] = image.sha256
+        fields["embedding_status"] = EmbeddingStatus.PENDING
+        fields["embedding_error"] = ""
+    product, _ = Product.objects.update_or_create(merchant=merchant, sku=sku, defaults=fields)
+    if enqueue and product.embedding_status == EmbeddingStatus.PENDING:
+        _enqueue_embedding([product.pk])
+    return product
+
+
+@dataclass(frozen=True)
+class DemoRow:
+    sku: str
+    title: str
+    description: str
+    category: str
+    price: Decimal
+    currency: str
+    stock: int
+    image: Path
+
+
+def demo_rows(directory: Path) -> list[DemoRow]:
+    """Rows of the shipped demo catalog's manifest."""
+    with open(directory / "manifest.csv", newline="", encoding="utf-8") as handle:
+        return [
+            DemoRow(
+                sku=row["sku"],
+                title=row["title"],
+                description=row.get("description", ""),
+                category=row["category"],
+                price=Decimal(row["price"]),
+                currency=row.get("currency") or "EUR",
+                stock=int(row["stock"]),
+                image=directory / "images" / row["image"],
+            )
+            for row in csv.DictReader(handle)
+        ]
+
+
+def demo_catalog_load(directory: Path, progress: Callable[[int], None] | None = None) -> list[int]:
+    """Load or refresh the demo catalog; returns product ids (embedding is left to the caller)."""
+    merchant = merchant_get_or_create(*DEMO_MERCHANT)
+    ids = []
+    with transaction.atomic():
+        for row in demo_rows(directory):
+            stored = store_image(decode_upload(row.image.read_bytes()))
+            product = product_upsert(
+                merchant=merchant,
+                sku=row.sku,
+                title=row.title,
+                category=category_get_or_create(row.category),
+                price=row.price,
+                stock=row.stock,
+                image=stored,
+                description=row.description,
+                currency=row.currency,
+                enqueue=False,
+            )
+            ids.append(product.pk)
+            if progress:
+                progress(1)
+    return ids

@@ -1,0 +1,52 @@
+"""Hostile and ordinary uploads through the safe decoder."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from embeddings.images import ImageRejected, open_image
+from tests.imagefactory import PDF, SVG, TEXT, image_bytes, jpeg_bytes, png_bomb, truncated_jpeg
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty"),
+        (TEXT, "not an image"),
+        (SVG, "not an image"),
+        (PDF, "not an image"),
+        (truncated_jpeg(), "truncated"),
+        (png_bomb(), "more pixels than we can decode safely"),
+        (png_bomb(7000, 7000), "7000x7000 pixels; the limit is 40 megapixels"),
+        (image_bytes(Image.new("RGB", (8, 8)), "BMP"), "BMP images are not supported"),
+        (image_bytes(Image.new("RGB", (8, 8)), "TIFF"), "TIFF images are not supported"),
+    ],
+    ids=["empty", "text", "svg", "pdf", "truncated", "bomb", "over-limit", "bmp", "tiff"],
+)
+def test_it_rejects_files_that_are_not_usable_photos(data: bytes, message: str) -> None:
+    with pytest.raises(ImageRejected) as error:
+        open_image(data)
+    assert message in str(error.value)
+    assert "JPEG" in str(error.value) or "Resize" in str(error.value)
+
+
+def test_it_rejects_a_file_over_the_byte_limit() -> None:
+    with pytest.raises(ImageRejected, match="limit is"):
+        open_image(jpeg_bytes(), max_bytes=100)
+
+
+def test_it_rejects_an_image_over_the_pixel_limit_before_decoding() -> None:
+    with pytest.raises(ImageRejected, match="64x48 pixels"):
+        open_image(jpeg_bytes((64, 48)), max_pixels=1000)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF"])
+def test_it_accepts_the_usual_photo_formats(fmt: str) -> None:
+    # given
+    data = image_bytes(Image.new("RGB", (30, 20), (0, 128, 255)), fmt)
+    # when
+    image = open_image(data)
+    # then
+    assert image.size == (30, 20)
+    assert image.format == fmt

@@ -1,0 +1,144 @@
+"""Embedding, indexing and similar-item search against a real small catalog."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.core.files.storage import default_storage
+
+from recommender import index as vector_index
+from recommender.models import ImageVector
+from recommender.services import (
+    index_rebuild,
+    products_embed,
+    similar_to_image,
+    similar_to_product,
+)
+from shop.images import open_stored
+from shop.models import EmbeddingStatus, Product
+from shop.services import category_get_or_create, product_upsert
+from tests.conftest import DEMO_DIR
+
+pytestmark = pytest.mark.django_db
+
+
+def test_similar_items_exclude_the_query_product_and_rank_by_score(small_catalog) -> None:
+    query = small_catalog[0]
+    result = similar_to_product(query.pk, k=5)
+    ids = [item.product.pk for item in result.items]
+    assert len(ids) == 5 and query.pk not in ids
+    scores = [item.score for item in result.items]
+    assert scores == sorted(scores, reverse=True)
+    assert result.model_id.startswith("efficientnet_lite0@")
+
+
+def test_the_same_kind_of_shoe_scores_higher_than_other_kinds(small_catalog) -> None:
+    # given 12 products, three in each of four categories
+    margins = []
+    for product in small_catalog:
+        # when all the others are ranked
+        items = similar_to_product(product.pk, k=11).items
+        same = [i.score for i in items if i.product.category_id == product.category_id]
+        other = [i.score for i in items if i.product.category_id != product.category_id]
+        margins.append(sum(same) / len(same) - sum(other) / len(other))
+    # then, on average, the same kind of shoe looks more alike than the other kinds
+    assert sum(margins) / len(margins) > 0.03
+    assert sum(m > 0 for m in margins) >= 8
+
+
+def test_out_of_stock_and_inactive_products_disappear_before_the_index_changes(
+    small_catalog,
+) -> None:
+    # given the nearest neighbours of a product
+    query = small_catalog[0]
+    first, second = [item.product for item in similar_to_product(query.pk, k=2).items]
+    # when one sells out and another is deactivated, without rebuilding the index
+    Product.objects.filter(pk=first.pk).update(stock=0)
+    Product.objects.filter(pk=second.pk).update(is_active=False)
+    ids = [item.product.pk for item in similar_to_product(query.pk, k=11).items]
+    # then neither is offered, and the list is still as long as it can be
+    assert first.pk not in ids and second.pk not in ids
+    assert len(ids) == 9
+    # and a restocked product comes back
+    Product.objects.filter(pk=first.pk).update(stock=3)
+    assert first.pk in [item.product.pk for item in similar_to_product(query.pk, k=11).items]
+
+
+def test_a_category_filter_is_honoured(small_catalog) -> None:
+    query = next(p for p in small_catalog if p.category.slug == "boots")
+    result = similar_to_product(query.pk, k=10, category="sandals")
+    assert [item.product.category.slug for item in result.items] == ["sandals"] * 3
+
+
+def test_searching_by_a_catalog_photo_finds_that_product_first(small_catalog) -> None:
+    target = small_catalog[5]
+    result = similar_to_image(open_stored(target.image), k=3)
+    assert result.items[0].product.pk == target.pk
+    assert result.items[0].score > 0.99
+
+
+def test_embedding_twice_writes_nothing_twice(small_catalog) -> None:
+    ids = [p.pk for p in small_catalog]
+    before = ImageVector.objects.count()
+    report = products_embed(ids)
+    assert report.embedded == 0 and report.reused == len(ids)
+    assert ImageVector.objects.count() == before == len(ids)
+
+
+def test_an_unreadable_stored_photo_fails_with_its_reason(small_catalog) -> None:
+    # given a product whose stored photo has been damaged on disk
+    product = small_catalog[0]
+    ImageVector.objects.filter(image_hash=product.image_hash).delete()
+    with default_storage.open(product.image, "wb") as handle:
+        handle.write(b"garbage")
+    # when
+    report = products_embed([product.pk])
+    # then
+    product.refresh_from_db()
+    assert product.embedding_status == EmbeddingStatus.FAILED
+    assert "could not be read" in product.embedding_error
+    assert list(report.failed) == [product.pk]
+
+
+def test_the_index_records_the_model_and_holds_active_products(small_catalog) -> None:
+    Product.objects.filter(pk=small_catalog[0].pk).update(is_active=False)
+    manifest = index_rebuild()
+    index, loaded = vector_index.load_index(manifest_dir())
+    assert loaded.model_id == manifest.model_id
+    assert loaded.model_id.startswith("efficientnet_lite0@")
+    assert index.ntotal == len(small_catalog) - 1
+
+
+def manifest_dir():
+    from django.conf import settings
+
+    return settings.LOOKALIKE_INDEX_DIR
+
+
+def test_a_new_product_is_embedded_and_indexed_through_the_task_after_commit(
+    small_catalog, django_capture_on_commit_callbacks
+) -> None:
+    # given a new product whose photo is a demo photo (Celery runs in-process: no broker set)
+    from shop.images import decode_upload, store_image
+
+    source = small_catalog[0]
+    photo = (DEMO_DIR / "images" / f"{source.sku}.jpg").read_bytes()
+    stored = store_image(decode_upload(photo))
+    # when it is saved and the transaction commits
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        product = product_upsert(
+            merchant=source.merchant,
+            sku="NEW-1",
+            title="A new boot",
+            category=category_get_or_create("boots"),
+            price=Decimal("10.00"),
+            stock=5,
+            image=stored,
+        )
+    # then the task embedded it and the index serves it
+    assert len(callbacks) == 1
+    product.refresh_from_db()
+    assert product.embedding_status == EmbeddingStatus.READY
+    found = [item.product.pk for item in similar_to_product(source.pk, k=3).items]
+    assert found[0] == product.pk
