@@ -158,6 +158,8 @@ LOOKALIKE_DEVICE = env_str("LOOKALIKE_DEVICE", "auto")
 LOOKALIKE_PRECISION = env_choice("LOOKALIKE_PRECISION", "auto", ("auto", "fp32", "bf16", "fp16"))
 LOOKALIKE_EMBED_BATCH_SIZE = env_int("LOOKALIKE_EMBED_BATCH_SIZE", 32, minimum=1)
 LOOKALIKE_INDEX_DIR = Path(env_str("LOOKALIKE_INDEX_DIR", str(VAR_DIR / "index")))
+# How often (seconds) a web process looks for a newer index version on disk.
+LOOKALIKE_INDEX_CHECK_INTERVAL = float(env_str("LOOKALIKE_INDEX_CHECK_INTERVAL", "1.0"))
 LOOKALIKE_SIMILAR_K = env_int("LOOKALIKE_SIMILAR_K", 12, minimum=1)
 LOOKALIKE_PAGE_SIZE = env_int("LOOKALIKE_PAGE_SIZE", 24, minimum=1)
 

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
 from django.urls import include, path, re_path
 from django.views.static import serve
 
@@ -14,7 +15,8 @@ urlpatterns = [
 if settings.LOOKALIKE_SERVE_MEDIA:
     # django.conf.urls.static.static() serves nothing unless DEBUG is on; the demo runs
     # with DEBUG off, so route media explicitly. Behind a web server, turn this off.
-    prefix = settings.MEDIA_URL.strip("/")
-    urlpatterns += [
-        re_path(rf"^{prefix}/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
-    ]
+    def media(request: HttpRequest, path: str) -> HttpResponse:
+        """A product photo from MEDIA_ROOT (read per request, so tests can move it)."""
+        return serve(request, path, document_root=settings.MEDIA_ROOT)
+
+    urlpatterns += [re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.*)$", media)]

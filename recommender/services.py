@@ -111,6 +111,10 @@ def _chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+_readers: dict[tuple[str, str], vector_index.IndexReader] = {}
+_readers_lock = threading.Lock()
+
+
 def index_rebuild() -> vector_index.Manifest:
     """Write a new index version holding every active product with a current vector."""
     extractor = current_extractor()
@@ -122,6 +126,9 @@ def index_rebuild() -> vector_index.Manifest:
         manifest = vector_index.save_index(
             index, directory, model_id=extractor.model_id, weights_id=extractor.weights_id
         )
+    # Other processes notice the new manifest within the check interval; this one at once.
+    for reader in _readers.values():
+        reader.invalidate()
     logger.info("Index version %s: %s products (%s)", manifest.version, len(ids), manifest.model_id)
     return manifest
 
@@ -139,10 +146,6 @@ def _active_vectors(model_id: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, xb
 
 
-_readers: dict[tuple[str, str], vector_index.IndexReader] = {}
-_readers_lock = threading.Lock()
-
-
 def serving_index() -> tuple[object, vector_index.Manifest]:
     """The current index for this process, reloaded when a new version is written."""
     model_id = current_extractor().model_id
@@ -151,7 +154,9 @@ def serving_index() -> tuple[object, vector_index.Manifest]:
         reader = _readers.get(key)
         if reader is None:
             reader = vector_index.IndexReader(
-                settings.LOOKALIKE_INDEX_DIR, expected_model_id=model_id, check_interval=1.0
+                settings.LOOKALIKE_INDEX_DIR,
+                expected_model_id=model_id,
+                check_interval=settings.LOOKALIKE_INDEX_CHECK_INTERVAL,
             )
             _readers[key] = reader
     return reader.current()

@@ -142,3 +142,32 @@ def test_a_new_product_is_embedded_and_indexed_through_the_task_after_commit(
     assert product.embedding_status == EmbeddingStatus.READY
     found = [item.product.pk for item in similar_to_product(source.pk, k=3).items]
     assert found[0] == product.pk
+
+
+def test_a_serving_process_picks_up_a_new_index_version_without_restarting(
+    small_catalog, settings
+) -> None:
+    # given a web process serving the first index version
+    settings.LOOKALIKE_INDEX_CHECK_INTERVAL = 0
+    query = small_catalog[0]
+    assert similar_to_product(query.pk, k=3).index_version == 1
+    # when another process writes a new version holding a twin of the product
+    # (written with the index module directly, so this process's reader is not told)
+    from recommender.embedding import current_extractor
+    from recommender.services import _active_vectors
+
+    twin = Product.objects.get(pk=query.pk)
+    twin.pk, twin.sku = None, "TWIN-1"
+    twin.save()
+    extractor = current_extractor()
+    ids, xb = _active_vectors(extractor.model_id, extractor.backbone.dim)
+    vector_index.save_index(
+        vector_index.build_index(ids, xb),
+        settings.LOOKALIKE_INDEX_DIR,
+        model_id=extractor.model_id,
+        weights_id=extractor.weights_id,
+    )
+    # then the next query is answered from the new version, which holds the twin
+    result = similar_to_product(query.pk, k=3)
+    assert result.index_version == 2
+    assert result.items[0].product.sku == "TWIN-1"

@@ -99,9 +99,7 @@ def test_the_photo_search_form_offers_picker_camera_and_drop(client, db) -> None
     assert 'id="dropzone"' in html
 
 
-def test_searching_by_photo_shows_the_photo_and_the_matching_product(
-    client, small_catalog
-) -> None:
+def test_searching_by_photo_shows_the_photo_and_the_matching_product(client, small_catalog) -> None:
     target = small_catalog[9]
     response = upload(client, (DEMO_DIR / "images" / f"{target.sku}.jpg").read_bytes())
     assert response.status_code == 200
