@@ -20,3 +20,5 @@ if settings.LOOKALIKE_SERVE_MEDIA:
         return serve(request, path, document_root=settings.MEDIA_ROOT)
 
     urlpatterns += [re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.*)$", media)]
+
+handler404 = "recommender.apis.not_found"

@@ -175,29 +175,23 @@ def _build_efficientnet_lite0() -> nn.Module:
     return EfficientNet.from_name("efficientnet-lite0")
 
 
+def _resnet(name: str, dim: int, weights: models.WeightsEnum) -> Backbone:
+    return Backbone(
+        name=name,
+        dim=dim,
+        input_size=224,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        build=lambda: getattr(models, name)(weights=None),
+        features=ResNetFeatures,
+        locate_weights=_torchvision_weights(weights, name),
+        description=f"{name}, torchvision ImageNet weights ({weights.name}), {dim}-d pooled",
+    )
+
+
 _REGISTRY: dict[str, Backbone] = {
-    "resnet50": Backbone(
-        name="resnet50",
-        dim=2048,
-        input_size=224,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        build=lambda: models.resnet50(weights=None),
-        features=ResNetFeatures,
-        locate_weights=_torchvision_weights(models.ResNet50_Weights.IMAGENET1K_V2, "resnet50"),
-        description="ResNet-50, torchvision ImageNet weights (IMAGENET1K_V2), 2048-d pooled",
-    ),
-    "resnet18": Backbone(
-        name="resnet18",
-        dim=512,
-        input_size=224,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        build=lambda: models.resnet18(weights=None),
-        features=ResNetFeatures,
-        locate_weights=_torchvision_weights(models.ResNet18_Weights.IMAGENET1K_V1, "resnet18"),
-        description="ResNet-18, torchvision ImageNet weights (IMAGENET1K_V1), 512-d pooled",
-    ),
+    "resnet50": _resnet("resnet50", 2048, models.ResNet50_Weights.IMAGENET1K_V2),
+    "resnet18": _resnet("resnet18", 512, models.ResNet18_Weights.IMAGENET1K_V1),
     OFFLINE_BACKBONE: Backbone(
         name=OFFLINE_BACKBONE,
         dim=1280,

@@ -19,9 +19,19 @@ from recommender.serializers import (
     product_data,
     similar_item_data,
 )
-from recommender.services import SimilarResult, similar_to_image, similar_to_product
+from recommender.services import (
+    ProductNotEmbedded,
+    SimilarResult,
+    similar_to_image,
+    similar_to_product,
+)
 from shop.images import decode_upload
 from shop.selectors import product_get
+
+
+class NotEmbedded(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "product_not_embedded"
 
 
 class IndexUnavailable(APIException):
@@ -66,6 +76,10 @@ def _run(search):
         raise IndexUnavailable(str(exc)) from exc
     except (vector_index.IndexCorrupt, vector_index.IndexMismatch) as exc:
         raise IndexUnavailable(f"The similarity index cannot be used: {exc}") from exc
+    except ProductNotEmbedded as exc:
+        raise NotEmbedded(
+            f"This product's photo could not be processed, so it has no similar items: {exc}"
+        ) from exc
 
 
 class SimilarProductsApi(APIView):
@@ -105,3 +119,18 @@ class ImageSearchApi(APIView):
         category = form.validated_data.get("category") or None
         result = _run(lambda: similar_to_image(image, k, category=category))
         return _results(result, request)
+
+
+def not_found(request, exception=None):
+    """404 handler: JSON in the API's error shape under /api/, the shop's page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        body = {
+            "code": "not_found",
+            "message": f"There is no API endpoint at {request.path}; see /api/v1/.",
+            "errors": {},
+        }
+        return JsonResponse(body, status=404)
+    return page_not_found(request, exception)

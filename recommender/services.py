@@ -21,6 +21,10 @@ from shop.models import EmbeddingStatus, Product
 logger = logging.getLogger(__name__)
 
 
+class ProductNotEmbedded(Exception):
+    """A product's photo has no vector and cannot be given one (its reason is the message)."""
+
+
 @dataclass
 class EmbedReport:
     embedded: int = 0
@@ -174,7 +178,10 @@ def product_vector(product: Product) -> np.ndarray:
             image_hash=product.image_hash, model_id=extractor.model_id
         ).first()
     if row is None:
-        raise ValueError(f"Product {product.pk} has no usable photo to compare with.")
+        product.refresh_from_db(fields=["embedding_error"])
+        raise ProductNotEmbedded(
+            product.embedding_error or f"Product {product.pk} has no usable photo to compare."
+        )
     return row.as_array()
 
 
@@ -192,6 +199,8 @@ def similar_to_image(image: Image.Image, k: int, *, category: str | None = None)
 
 def _similar(xq: np.ndarray, k: int, *, category: str | None, exclude: set[int]) -> SimilarResult:
     index, manifest = serving_index()
+    if index.ntotal == 0:
+        return SimilarResult([], manifest.model_id, manifest.version)
     n = min(index.ntotal, k * 4 + len(exclude) + 8)
     while True:
         D, I = vector_index.search(index, xq, n)

@@ -14,7 +14,12 @@ from django.views.decorators.http import require_http_methods
 from PIL import Image
 
 from recommender import index as vector_index
-from recommender.services import SimilarResult, similar_to_image, similar_to_product
+from recommender.services import (
+    ProductNotEmbedded,
+    SimilarResult,
+    similar_to_image,
+    similar_to_product,
+)
 from shop.forms import PhotoSearchForm
 from shop.models import Product
 from shop.selectors import product_get, product_list
@@ -43,7 +48,7 @@ def catalog(request: HttpRequest) -> HttpResponse:
 def _similar_or_error(product: Product, k: int, category: str | None = None):
     try:
         return similar_to_product(product.pk, k, category=category), ""
-    except INDEX_ERRORS as exc:
+    except (*INDEX_ERRORS, ProductNotEmbedded) as exc:
         logger.warning("Similar items for %s unavailable: %s", product.pk, exc)
         return None, UNAVAILABLE.format(exc)
 

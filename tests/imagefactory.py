@@ -48,3 +48,20 @@ SVG = (
 )
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 TEXT = b"this is not an image\n"
+
+
+def hostile_uploads() -> list:
+    """(bytes, file name, words the error must contain) for uploads that must get a 400."""
+    import pytest
+
+    cases = [
+        ("empty", b"", "empty.jpg", "empty"),
+        ("text", TEXT, "notes.txt", "not an image"),
+        ("truncated", truncated_jpeg(), "cut.jpg", "truncated"),
+        ("bomb", png_bomb(), "bomb.png", "more pixels"),
+        ("over-pixels", png_bomb(7000, 7000), "big.png", "megapixels"),
+        ("svg", SVG, "vector.svg", "not an image"),
+        ("pdf", PDF, "doc.pdf", "not an image"),
+        ("tiff", image_bytes(Image.new("RGB", (9, 9)), "TIFF"), "scan.tiff", "not supported"),
+    ]
+    return [pytest.param(data, name, message, id=case) for case, data, name, message in cases]

@@ -7,12 +7,11 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from PIL import Image
 
 from recommender.models import ImageVector
 from shop.models import Product
 from tests.conftest import DEMO_DIR
-from tests.imagefactory import PDF, SVG, TEXT, image_bytes, png_bomb, truncated_jpeg
+from tests.imagefactory import hostile_uploads
 
 pytestmark = pytest.mark.django_db
 
@@ -107,20 +106,7 @@ def test_image_search_honours_the_category_filter(client, small_catalog) -> None
     assert {r["category_slug"] for r in body["results"]} == {"heels"}
 
 
-@pytest.mark.parametrize(
-    ("data", "name", "message"),
-    [
-        (b"", "empty.jpg", "empty"),
-        (TEXT, "notes.txt", "not an image"),
-        (truncated_jpeg(), "cut.jpg", "truncated"),
-        (png_bomb(), "bomb.png", "more pixels"),
-        (png_bomb(7000, 7000), "big.png", "megapixels"),
-        (SVG, "vector.svg", "not an image"),
-        (PDF, "doc.pdf", "not an image"),
-        (image_bytes(Image.new("RGB", (9, 9)), "TIFF"), "scan.tiff", "not supported"),
-    ],
-    ids=["empty", "text", "truncated", "bomb", "over-pixels", "svg", "pdf", "tiff"],
-)
+@pytest.mark.parametrize(("data", "name", "message"), hostile_uploads())
 def test_hostile_uploads_get_a_400_that_says_what_is_accepted_and_store_nothing(
     client, small_catalog, settings, data: bytes, name: str, message: str
 ) -> None:
@@ -150,3 +136,43 @@ def test_image_search_without_a_file_is_a_400(client, small_catalog) -> None:
     response = client.post(reverse("api:image-search"), {})
     assert response.status_code == 400
     assert "image" in response.json()["errors"]
+
+
+def test_a_product_whose_photo_cannot_be_embedded_is_a_409_with_the_reason(
+    client, small_catalog
+) -> None:
+    # given a product without a vector whose stored photo is damaged
+    from django.core.files.storage import default_storage
+
+    product = small_catalog[2]
+    ImageVector.objects.filter(image_hash=product.image_hash).delete()
+    with default_storage.open(product.image, "wb") as handle:
+        handle.write(b"not a jpeg")
+    # when
+    response = client.get(similar_url(product.pk))
+    # then
+    assert response.status_code == 409
+    assert "could not be read" in response.json()["message"]
+    # and the page says so instead of failing
+    page = client.get(product.get_absolute_url())
+    assert page.status_code == 200
+    assert "not available right now" in page.content.decode()
+
+
+def test_an_empty_index_gives_an_empty_list(client, small_catalog) -> None:
+    from recommender.services import index_rebuild
+
+    Product.objects.exclude(pk=small_catalog[0].pk).update(is_active=False)
+    Product.objects.filter(pk=small_catalog[0].pk).update(is_active=False)
+    index_rebuild()
+    Product.objects.filter(pk=small_catalog[0].pk).update(is_active=True)
+    body = client.get(similar_url(small_catalog[0].pk)).json()
+    assert body["count"] == 0 and body["results"] == []
+
+
+def test_an_unknown_api_path_is_a_json_404(client, db) -> None:
+    response = client.get("/api/v1/no-such-thing/")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and "find that page" in page.content.decode()

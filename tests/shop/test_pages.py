@@ -12,7 +12,7 @@ from django.utils.html import escape
 from recommender.models import ImageVector
 from shop.models import Product
 from tests.conftest import DEMO_DIR
-from tests.imagefactory import PDF, SVG, TEXT, png_bomb, truncated_jpeg
+from tests.imagefactory import hostile_uploads
 
 pytestmark = pytest.mark.django_db
 
@@ -108,18 +108,7 @@ def test_searching_by_photo_shows_the_photo_and_the_matching_product(client, sma
     assert response.context["result"].items[0].product == target
 
 
-@pytest.mark.parametrize(
-    ("data", "name", "message"),
-    [
-        (b"", "empty.jpg", "empty"),
-        (TEXT, "notes.txt", "not an image"),
-        (truncated_jpeg(), "cut.jpg", "truncated"),
-        (png_bomb(), "bomb.png", "more pixels"),
-        (SVG, "logo.svg", "not an image"),
-        (PDF, "doc.pdf", "not an image"),
-    ],
-    ids=["empty", "text", "truncated", "bomb", "svg", "pdf"],
-)
+@pytest.mark.parametrize(("data", "name", "message"), hostile_uploads())
 def test_a_bad_photo_gets_a_400_page_that_says_what_is_accepted(
     client, small_catalog, settings, data: bytes, name: str, message: str
 ) -> None:
