@@ -9,9 +9,16 @@ from PIL import Image, UnidentifiedImageError
 
 ACCEPTED_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF"}
 ACCEPTED_HINT = "Upload a JPEG, PNG, WebP or GIF photo"
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_BYTES = 10_000_000
 DEFAULT_MAX_PIXELS = 40_000_000
 TOO_LARGE_HINT = "Resize it to a few megapixels and upload again."
+
+
+def human_size(size: int) -> str:
+    """Bytes as a person reads them: 850 KB, 12.5 MB."""
+    if size < 1_000_000:
+        return f"{max(size, 1) / 1000:.0f} KB"
+    return f"{size / 1e6:.1f} MB".replace(".0 MB", " MB")
 
 
 class ImageRejected(ValueError):
@@ -29,7 +36,7 @@ def open_image(
         raise ImageRejected(f"The file is empty. {ACCEPTED_HINT}.")
     if len(data) > max_bytes:
         raise ImageRejected(
-            f"The file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB. "
+            f"The file is {human_size(len(data))}; the limit is {human_size(max_bytes)}. "
             f"{ACCEPTED_HINT} under that size."
         )
     image = _identify(data)

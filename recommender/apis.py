@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.parsers import MultiPartParser
@@ -25,7 +27,7 @@ from recommender.services import (
     similar_to_image,
     similar_to_product,
 )
-from shop.images import decode_upload
+from shop.images import decode_uploaded_file
 from shop.selectors import product_get
 
 
@@ -105,14 +107,8 @@ class ImageSearchApi(APIView):
     def post(self, request: Request) -> Response:
         form = ImageSearchSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        upload = form.validated_data["image"]
-        if upload.size > settings.LOOKALIKE_MAX_UPLOAD_BYTES:
-            limit = settings.LOOKALIKE_MAX_UPLOAD_BYTES / 1e6
-            raise ValidationError(
-                {"image": [f"The file is too large; the limit is {limit:.0f} MB."]}
-            )
         try:
-            image = decode_upload(upload.read())
+            image = decode_uploaded_file(form.validated_data["image"])
         except ImageRejected as exc:
             raise ValidationError({"image": [str(exc)]}) from None
         k = form.validated_data.get("k") or settings.LOOKALIKE_SIMILAR_K
@@ -123,9 +119,6 @@ class ImageSearchApi(APIView):
 
 def not_found(request, exception=None):
     """404 handler: JSON in the API's error shape under /api/, the shop's page elsewhere."""
-    from django.http import JsonResponse
-    from django.views.defaults import page_not_found
-
     if request.path.startswith("/api/"):
         body = {
             "code": "not_found",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from rest_framework import serializers
 
 from recommender.services import SimilarItem
@@ -12,9 +11,6 @@ from shop.models import Product
 class SimilarQuerySerializer(serializers.Serializer):
     k = serializers.IntegerField(min_value=1, max_value=100, required=False)
     category = serializers.SlugField(required=False, allow_blank=True)
-
-    def validate_k(self, value: int) -> int:
-        return value or settings.LOOKALIKE_SIMILAR_K
 
 
 class ImageSearchSerializer(SimilarQuerySerializer):

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
 from PIL import Image
 
-from embeddings.images import open_image
+from embeddings.images import ACCEPTED_HINT, ImageRejected, human_size, open_image
 from embeddings.preprocess import to_rgb
 
 MAX_SIDE = 1200
@@ -34,6 +35,17 @@ def decode_upload(data: bytes) -> Image.Image:
         max_bytes=settings.LOOKALIKE_MAX_UPLOAD_BYTES,
         max_pixels=settings.LOOKALIKE_MAX_PIXELS,
     )
+
+
+def decode_uploaded_file(upload: UploadedFile) -> Image.Image:
+    """Check an uploaded file's size before reading it, then decode it safely."""
+    limit = settings.LOOKALIKE_MAX_UPLOAD_BYTES
+    if upload.size > limit:
+        raise ImageRejected(
+            f"The file is {human_size(upload.size)}; the limit is {human_size(limit)}. "
+            f"{ACCEPTED_HINT} under that size."
+        )
+    return decode_upload(upload.read())
 
 
 def store_image(image: Image.Image) -> StoredImage:

@@ -50,3 +50,12 @@ def test_it_accepts_the_usual_photo_formats(fmt: str) -> None:
     # then
     assert image.size == (30, 20)
     assert image.format == fmt
+
+
+@pytest.mark.parametrize(
+    ("size", "text"), [(1000, "1 KB"), (850_000, "850 KB"), (10_485_760, "10.5 MB"), (2e7, "20 MB")]
+)
+def test_sizes_are_written_for_people(size: int, text: str) -> None:
+    from embeddings.images import human_size
+
+    assert human_size(int(size)) == text

@@ -138,3 +138,16 @@ def test_product_photos_are_served(client, small_catalog) -> None:
         response = client.get(url)
         assert response.status_code == 200
         assert b"".join(response.streaming_content)[:3] == b"\xff\xd8\xff"
+
+
+def test_a_photo_over_the_byte_limit_gets_a_400_page(client, small_catalog, settings) -> None:
+    settings.LOOKALIKE_MAX_UPLOAD_BYTES = 1000
+    response = upload(client, (DEMO_DIR / "images" / f"{small_catalog[0].sku}.jpg").read_bytes())
+    assert response.status_code == 400
+    assert "the limit is 0 MB" not in response.content.decode()
+    assert "limit is" in response.content.decode()
+
+
+def test_the_upload_page_states_the_configured_limit(client, db, settings) -> None:
+    settings.LOOKALIKE_MAX_UPLOAD_BYTES = 5_000_000
+    assert "up to 5 MB" in client.get(reverse("shop:photo-search")).content.decode()
