@@ -198,3 +198,8 @@ LOGGING = {
 
 # The demo serves photos from Django itself; behind a real web server, turn this off.
 LOOKALIKE_SERVE_MEDIA = env_bool("LOOKALIKE_SERVE_MEDIA", True)
+
+# Merchants sign in with Django accounts; the dashboard is under /merchant/.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "merchant:dashboard"
+LOGOUT_REDIRECT_URL = "shop:catalog"

@@ -6,10 +6,12 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from PIL import Image
 
 from recommender import index as vector_index
@@ -33,6 +35,34 @@ class EmbedReport:
 
     def as_dict(self) -> dict:
         return {"embedded": self.embedded, "reused": self.reused, "failed": self.failed}
+
+
+@dataclass(frozen=True)
+class SimilarFilters:
+    """Which products may appear in a similar-items list (applied from the database)."""
+
+    category: str | None = None
+    merchant_id: int | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    in_stock: bool = True
+
+    def apply(self, products: QuerySet[Product]) -> QuerySet[Product]:
+        """These filters on a queryset of active products."""
+        if self.in_stock:
+            products = products.filter(stock__gt=0)
+        if self.category:
+            products = products.filter(category__slug=self.category)
+        if self.merchant_id is not None:
+            products = products.filter(merchant_id=self.merchant_id)
+        if self.min_price is not None:
+            products = products.filter(price__gte=self.min_price)
+        if self.max_price is not None:
+            products = products.filter(price__lte=self.max_price)
+        return products
+
+
+NO_FILTERS = SimilarFilters()
 
 
 @dataclass(frozen=True)
@@ -185,26 +215,32 @@ def product_vector(product: Product) -> np.ndarray:
     return row.as_array()
 
 
-def similar_to_product(product_id: int, k: int, *, category: str | None = None) -> SimilarResult:
+def similar_to_product(
+    product_id: int, k: int, *, filters: SimilarFilters = NO_FILTERS
+) -> SimilarResult:
     """Products that look like this one; raises Product.DoesNotExist for unknown ids."""
     product = Product.objects.get(pk=product_id, is_active=True)
-    return _similar(product_vector(product), k, category=category, exclude={product.pk})
+    return _similar(product_vector(product), k, filters=filters, exclude={product.pk})
 
 
-def similar_to_image(image: Image.Image, k: int, *, category: str | None = None) -> SimilarResult:
+def similar_to_image(
+    image: Image.Image, k: int, *, filters: SimilarFilters = NO_FILTERS
+) -> SimilarResult:
     """Products that look like a photo (an upload: nothing is stored)."""
     xq = current_extractor().embed([image])[0]
-    return _similar(xq, k, category=category, exclude=set())
+    return _similar(xq, k, filters=filters, exclude=set())
 
 
-def _similar(xq: np.ndarray, k: int, *, category: str | None, exclude: set[int]) -> SimilarResult:
+def _similar(
+    xq: np.ndarray, k: int, *, filters: SimilarFilters, exclude: set[int]
+) -> SimilarResult:
     index, manifest = serving_index()
     if index.ntotal == 0:
         return SimilarResult([], manifest.model_id, manifest.version)
     n = min(index.ntotal, k * 4 + len(exclude) + 8)
     while True:
         D, I = vector_index.search(index, xq, n)
-        items = _keep_available(D[0], I[0], category, exclude)
+        items = _keep_available(D[0], I[0], filters, exclude)
         # Filters can drop many candidates; widen the search until k survive or none remain.
         if len(items) >= k or n >= index.ntotal:
             return SimilarResult(items[:k], manifest.model_id, manifest.version)
@@ -212,17 +248,15 @@ def _similar(xq: np.ndarray, k: int, *, category: str | None, exclude: set[int])
 
 
 def _keep_available(
-    scores: np.ndarray, ids: np.ndarray, category: str | None, exclude: set[int]
+    scores: np.ndarray, ids: np.ndarray, filters: SimilarFilters, exclude: set[int]
 ) -> list[SimilarItem]:
     # Stock and activity are read from the database, so a product that sells out or is
     # removed disappears at once, before the index is rebuilt.
-    candidates = Product.objects.filter(
-        pk__in=[int(i) for i in ids if i >= 0 and int(i) not in exclude],
-        is_active=True,
-        stock__gt=0,
+    candidates = filters.apply(
+        Product.objects.filter(
+            pk__in=[int(i) for i in ids if i >= 0 and int(i) not in exclude], is_active=True
+        )
     ).select_related("category")
-    if category:
-        candidates = candidates.filter(category__slug=category)
     by_id = {p.pk: p for p in candidates}
     return [
         SimilarItem(by_id[int(i)], float(s))

@@ -27,6 +27,21 @@ def merchant_get_or_create(name: str, slug: str) -> Merchant:
     return merchant
 
 
+def merchant_account_ensure(merchant: Merchant, username: str, password: str) -> bool:
+    """Give a merchant a sign-in account unless it has one; True when one was created."""
+    from django.contrib.auth import get_user_model
+
+    if merchant.user_id is not None:
+        return False
+    user_model = get_user_model()
+    user = user_model.objects.filter(username=username).first()
+    if user is None:
+        user = user_model.objects.create_user(username=username, password=password)
+    merchant.user = user
+    merchant.save(update_fields=["user"])
+    return True
+
+
 def category_get_or_create(name: str) -> Category:
     """The category with this name (case-insensitive slug), created if needed."""
     slug = slugify(name)

@@ -16,6 +16,7 @@ from PIL import Image
 from recommender import index as vector_index
 from recommender.services import (
     ProductNotEmbedded,
+    SimilarFilters,
     SimilarResult,
     similar_to_image,
     similar_to_product,
@@ -47,7 +48,7 @@ def catalog(request: HttpRequest) -> HttpResponse:
 
 def _similar_or_error(product: Product, k: int, category: str | None = None):
     try:
-        return similar_to_product(product.pk, k, category=category), ""
+        return similar_to_product(product.pk, k, filters=SimilarFilters(category=category)), ""
     except (*INDEX_ERRORS, ProductNotEmbedded) as exc:
         logger.warning("Similar items for %s unavailable: %s", product.pk, exc)
         return None, UNAVAILABLE.format(exc)
@@ -89,9 +90,8 @@ def photo_search(request: HttpRequest) -> HttpResponse:
     image = form.cleaned_data["photo"]
     context = {"form": PhotoSearchForm(), "query_photo": _data_uri(image), "searched": True}
     try:
-        result: SimilarResult = similar_to_image(
-            image, 24, category=form.cleaned_data.get("category") or None
-        )
+        filters = SimilarFilters(category=form.cleaned_data.get("category") or None)
+        result: SimilarResult = similar_to_image(image, 24, filters=filters)
         context["result"] = result
     except INDEX_ERRORS as exc:
         context["error"] = UNAVAILABLE.format(exc)
