@@ -67,8 +67,12 @@ NO_FILTERS = SimilarFilters()
 
 @dataclass(frozen=True)
 class SimilarItem:
+    """A product in a similar-items list: final score orders the list."""
+
     product: Product
     score: float
+    similarity: float
+    aesthetics: float | None = None
 
 
 @dataclass(frozen=True)
@@ -216,24 +220,41 @@ def product_vector(product: Product) -> np.ndarray:
 
 
 def similar_to_product(
-    product_id: int, k: int, *, filters: SimilarFilters = NO_FILTERS
+    product_id: int,
+    k: int,
+    *,
+    filters: SimilarFilters = NO_FILTERS,
+    aesthetics_weight: float | None = None,
 ) -> SimilarResult:
     """Products that look like this one; raises Product.DoesNotExist for unknown ids."""
     product = Product.objects.get(pk=product_id, is_active=True)
-    return _similar(product_vector(product), k, filters=filters, exclude={product.pk})
+    xq = product_vector(product)
+    return _similar(xq, k, filters=filters, exclude={product.pk}, weight=aesthetics_weight)
 
 
 def similar_to_image(
-    image: Image.Image, k: int, *, filters: SimilarFilters = NO_FILTERS
+    image: Image.Image,
+    k: int,
+    *,
+    filters: SimilarFilters = NO_FILTERS,
+    aesthetics_weight: float | None = None,
 ) -> SimilarResult:
     """Products that look like a photo (an upload: nothing is stored)."""
     xq = current_extractor().embed([image])[0]
-    return _similar(xq, k, filters=filters, exclude=set())
+    return _similar(xq, k, filters=filters, exclude=set(), weight=aesthetics_weight)
 
 
 def _similar(
-    xq: np.ndarray, k: int, *, filters: SimilarFilters, exclude: set[int]
+    xq: np.ndarray,
+    k: int,
+    *,
+    filters: SimilarFilters,
+    exclude: set[int],
+    weight: float | None,
 ) -> SimilarResult:
+    # The weight is the aesthetics blend (0 = similarity only; None = the setting). The
+    # ranker reorders the top visual candidates; until it exists, similarity alone orders.
+    del weight
     index, manifest = serving_index()
     if index.ntotal == 0:
         return SimilarResult([], manifest.model_id, manifest.version)
@@ -259,7 +280,7 @@ def _keep_available(
     ).select_related("category")
     by_id = {p.pk: p for p in candidates}
     return [
-        SimilarItem(by_id[int(i)], float(s))
+        SimilarItem(by_id[int(i)], score=float(s), similarity=float(s))
         for s, i in zip(scores, ids, strict=True)
         if int(i) in by_id
     ]
