@@ -50,6 +50,20 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def env_fraction(name: str, default: float) -> float:
+    """A number between 0 and 1."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+    if not 0.0 <= number <= 1.0:
+        raise ImproperlyConfigured(f"{name}={number} must be between 0 and 1.")
+    return number
+
+
 def database_from_url(url: str) -> dict:
     """Django DATABASES entry from sqlite:///path or postgres://user@host:port/name."""
     parsed = urlparse(url)
@@ -162,6 +176,21 @@ LOOKALIKE_INDEX_DIR = Path(env_str("LOOKALIKE_INDEX_DIR", str(VAR_DIR / "index")
 LOOKALIKE_INDEX_CHECK_INTERVAL = float(env_str("LOOKALIKE_INDEX_CHECK_INTERVAL", "1.0"))
 LOOKALIKE_SIMILAR_K = env_int("LOOKALIKE_SIMILAR_K", 12, minimum=1)
 LOOKALIKE_PAGE_SIZE = env_int("LOOKALIKE_PAGE_SIZE", 24, minimum=1)
+
+
+# Aesthetics ranker: similar items are the top visual candidates reordered by
+# (1 - weight) * similarity + weight * aesthetics / 100; 0 orders by similarity alone.
+LOOKALIKE_AESTHETICS_WEIGHT = env_fraction("LOOKALIKE_AESTHETICS_WEIGHT", 0.15)
+LOOKALIKE_AESTHETICS_CANDIDATES = env_int("LOOKALIKE_AESTHETICS_CANDIDATES", 50, minimum=1)
+# Published (retrained) scorers; without one, the scorer shipped in the repository is live.
+LOOKALIKE_AESTHETICS_DIR = Path(env_str("LOOKALIKE_AESTHETICS_DIR", str(VAR_DIR / "aesthetics")))
+# A folder of rated photos (images/ + scores.csv) the periodic retraining also learns from.
+_ratings_dir = env_str("LOOKALIKE_AESTHETICS_RATINGS_DIR", "")
+LOOKALIKE_AESTHETICS_RATINGS_DIR = Path(_ratings_dir) if _ratings_dir else None
+# Photos below this percentile of the catalog are flagged to their merchant with reasons.
+LOOKALIKE_AESTHETICS_FLAG_PERCENTILE = env_int(
+    "LOOKALIKE_AESTHETICS_FLAG_PERCENTILE", 20, minimum=0
+)
 
 # Celery: with no broker configured, tasks run in-process so the demo needs nothing else.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")

@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from PIL import Image
 
 from recommender import index as vector_index
+from recommender import ranking
 from recommender.embedding import current_extractor
 from recommender.models import ImageVector
 from shop.images import open_stored
@@ -244,6 +245,24 @@ def similar_to_image(
     return _similar(xq, k, filters=filters, exclude=set(), weight=aesthetics_weight)
 
 
+def ranking_apply(items: list[SimilarItem], weight: float) -> list[SimilarItem]:
+    """Candidates reordered by the blend of similarity and their photos' aesthetics scores."""
+    from recommender.aesthetics.services import scores_by_hash
+
+    aesthetics = scores_by_hash({item.product.image_hash for item in items}) if items else {}
+    a = np.array([aesthetics.get(item.product.image_hash, np.nan) for item in items])
+    order, final = ranking.rerank(np.array([item.similarity for item in items]), a, weight)
+    return [
+        SimilarItem(
+            items[i].product,
+            score=float(final[i]),
+            similarity=items[i].similarity,
+            aesthetics=None if np.isnan(a[i]) else round(float(a[i]), 1),
+        )
+        for i in order
+    ]
+
+
 def _similar(
     xq: np.ndarray,
     k: int,
@@ -252,18 +271,19 @@ def _similar(
     exclude: set[int],
     weight: float | None,
 ) -> SimilarResult:
-    # The weight is the aesthetics blend (0 = similarity only; None = the setting). The
-    # ranker reorders the top visual candidates; until it exists, similarity alone orders.
-    del weight
     index, manifest = serving_index()
     if index.ntotal == 0:
         return SimilarResult([], manifest.model_id, manifest.version)
-    n = min(index.ntotal, k * 4 + len(exclude) + 8)
+    weight = settings.LOOKALIKE_AESTHETICS_WEIGHT if weight is None else weight
+    # The blend reorders the top visual candidates, so at least that many are fetched.
+    wanted = k if weight == 0 else max(k, settings.LOOKALIKE_AESTHETICS_CANDIDATES)
+    n = min(index.ntotal, wanted + len(exclude) + 8)
     while True:
         D, I = vector_index.search(index, xq, n)
         items = _keep_available(D[0], I[0], filters, exclude)
-        # Filters can drop many candidates; widen the search until k survive or none remain.
-        if len(items) >= k or n >= index.ntotal:
+        # Filters can drop many candidates; widen the search until enough survive or none remain.
+        if len(items) >= wanted or n >= index.ntotal:
+            items = ranking_apply(items[:wanted], weight)
             return SimilarResult(items[:k], manifest.model_id, manifest.version)
         n = min(index.ntotal, n * 4)
 

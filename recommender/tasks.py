@@ -8,6 +8,8 @@ from celery import shared_task
 from django.db import DatabaseError
 
 from recommender import services
+from recommender.aesthetics.services import photos_score
+from recommender.aesthetics.tasks import aesthetics_retrain  # noqa: F401 (registers the task)
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ def embed_products(product_ids: list[int]) -> dict:
     """Embed these products' photos (skipping ones already done) and refresh the index."""
     report = services.products_embed(product_ids)
     if report.embedded or report.reused:
+        photos_score(product_ids)
         services.index_rebuild()
     logger.info("Embedded products %s: %s", product_ids[:10], report.as_dict())
     return report.as_dict()

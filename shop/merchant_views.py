@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from recommender.aesthetics.selectors import photo_quality_attach
 from shop.models import Merchant
 from shop.selectors import merchant_for_user, merchant_product_list
 
@@ -36,6 +37,7 @@ def dashboard(request: HttpRequest, merchant: Merchant) -> HttpResponse:
     status = request.GET.get("status", "").strip()[:10]
     products = merchant_product_list(merchant, query=query, status=status)
     page = Paginator(products, settings.LOOKALIKE_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = photo_quality_attach(page.object_list)
     return render(
         request,
         "merchant/dashboard.html",

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 from PIL import Image
 
 from recommender import index as vector_index
+from recommender.aesthetics.clicks import impression_log_result
 from recommender.services import (
     ProductNotEmbedded,
     SimilarFilters,
@@ -60,8 +61,11 @@ def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if product is None:
         raise Http404("There is no such product.")
     result, error = _similar_or_error(product, settings.LOOKALIKE_SIMILAR_K)
+    impression = impression_log_result(result, "product", product.pk)
     return render(
-        request, "shop/product.html", {"product": product, "result": result, "error": error}
+        request,
+        "shop/product.html",
+        {"product": product, "result": result, "error": error, "impression": impression},
     )
 
 
@@ -75,7 +79,13 @@ def similar(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "shop/similar.html",
-        {"product": product, "result": result, "error": error, "category": category or ""},
+        {
+            "product": product,
+            "result": result,
+            "error": error,
+            "category": category or "",
+            "impression": impression_log_result(result, "product", product.pk),
+        },
     )
 
 
@@ -93,6 +103,7 @@ def photo_search(request: HttpRequest) -> HttpResponse:
         filters = SimilarFilters(category=form.cleaned_data.get("category") or None)
         result: SimilarResult = similar_to_image(image, 24, filters=filters)
         context["result"] = result
+        context["impression"] = impression_log_result(result, "photo", None)
     except INDEX_ERRORS as exc:
         context["error"] = UNAVAILABLE.format(exc)
     return render(request, "shop/photo_search.html", context)
