@@ -12,17 +12,16 @@ def blend(similarity: np.ndarray, aesthetics: np.ndarray, weight: float) -> np.n
     """Final scores: (1 - weight) * similarity + weight * aesthetics / 100.
 
     A photo without a score (NaN) gets the candidates' median, so it is neither pushed up nor
-    down. Weight 0 returns the similarities unchanged.
+    down. Weight 0, or no scored candidate at all, returns the similarities unchanged.
     """
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"The aesthetics weight must be between 0 and 1, not {weight}.")
     similarity = np.asarray(similarity, dtype=np.float64)
-    if weight == 0.0:
-        return similarity
     a = np.asarray(aesthetics, dtype=np.float64)
     known = ~np.isnan(a)
-    fill = float(np.median(a[known])) if known.any() else 0.0
-    a = np.clip(np.where(known, a, fill) / AESTHETICS_SCALE, 0.0, 1.0)
+    if weight == 0.0 or not known.any():
+        return similarity
+    a = np.clip(np.where(known, a, np.median(a[known])) / AESTHETICS_SCALE, 0.0, 1.0)
     return (1.0 - weight) * similarity + weight * a
 
 

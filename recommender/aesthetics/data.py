@@ -88,7 +88,8 @@ def held_out(names: Sequence[str], fraction: float = 0.2) -> np.ndarray:
 
 def file_key(path: Path, extra: str = "") -> str:
     """Cache key of a photo file: name, size, modification time (and a variant)."""
-    stat = Path(path).stat()
+    path = Path(path).resolve()
+    stat = path.stat()
     return hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{extra}".encode()).hexdigest()
 
 

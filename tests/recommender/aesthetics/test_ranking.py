@@ -38,3 +38,8 @@ def test_an_unscored_photo_counts_as_the_median():
 def test_it_rejects_a_weight_outside_zero_to_one(weight):
     with pytest.raises(ValueError, match="between 0 and 1"):
         blend(np.array([0.5]), np.array([50.0]), weight)
+
+
+def test_without_any_scored_photo_the_scores_stay_similarities():
+    similarity = np.array([0.9, 0.8])
+    assert blend(similarity, np.array([np.nan, np.nan]), weight=0.15).tolist() == [0.9, 0.8]
