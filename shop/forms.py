@@ -67,3 +67,30 @@ class ProductEditForm(forms.Form):
             return decode_uploaded_file(upload)
         except ImageRejected as exc:
             raise forms.ValidationError(str(exc)) from None
+
+
+class ProductCreateForm(ProductEditForm):
+    """A new product: the same fields, plus its SKU and a photo, both required."""
+
+    sku = forms.RegexField(
+        regex=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        max_length=64,
+        error_messages={
+            "invalid": "Use up to 64 letters, digits, dots, dashes or underscores for the SKU."
+        },
+    )
+    field_order = ["sku"]
+
+    def __init__(self, *args, merchant=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.merchant = merchant
+        self.fields["photo"].required = True
+        self.fields["photo"].error_messages["required"] = "Choose a photo of the product."
+
+    def clean_sku(self) -> str:
+        sku = self.cleaned_data["sku"]
+        if self.merchant and self.merchant.products.filter(sku=sku).exists():
+            raise forms.ValidationError(
+                f"You already have a product with SKU {sku}; edit that one instead."
+            )
+        return sku

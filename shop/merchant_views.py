@@ -14,10 +14,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from shop.forms import ProductEditForm
+from shop.forms import ProductCreateForm, ProductEditForm
 from shop.models import Merchant, Product
 from shop.selectors import merchant_for_user, merchant_product_list
-from shop.services import product_delete, product_update
+from shop.services import product_create, product_delete, product_update
 
 
 def merchant_required(view: Callable) -> Callable:
@@ -116,3 +116,22 @@ def product_delete_view(request: HttpRequest, merchant: Merchant, pk: int) -> Ht
     product_delete(product)
     messages.success(request, f"Deleted {sku}.")
     return redirect("merchant:dashboard")
+
+
+@merchant_required
+@require_http_methods(["GET", "POST"])
+def product_add(request: HttpRequest, merchant: Merchant) -> HttpResponse:
+    """Add one product with its photo; it is embedded in the background."""
+    if request.method == "GET":
+        form = ProductCreateForm(
+            merchant=merchant, initial={"currency": "EUR", "stock": 1, "is_active": True}
+        )
+        return render(request, "merchant/product_add.html", {"merchant": merchant, "form": form})
+    form = ProductCreateForm(request.POST, request.FILES, merchant=merchant)
+    if not form.is_valid():
+        context = {"merchant": merchant, "form": form}
+        return render(request, "merchant/product_add.html", context, status=400)
+    data = dict(form.cleaned_data)
+    product = product_create(merchant=merchant, photo=data.pop("photo"), **data)
+    messages.success(request, f"Added {product.sku}; its photo is being processed.")
+    return redirect("merchant:product-edit", pk=product.pk)

@@ -99,6 +99,16 @@ def product_upsert(
     return product
 
 
+def product_create(
+    *, merchant: Merchant, photo: Image.Image, is_active: bool = True, **fields
+) -> Product:
+    """A new product from a merchant's form; its photo is queued for embedding."""
+    product = product_upsert(merchant=merchant, image=store_image(photo), **fields)
+    if not is_active:
+        product_update(product, is_active=False)
+    return product
+
+
 def _enqueue_index_sync() -> None:
     from recommender.tasks import sync_index
 
