@@ -186,6 +186,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)
 }
+if env_str("CELERY_BROKER_KEY_PREFIX", ""):
+    # Several deployments (or test runs) can share one Redis without taking each other's tasks.
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = env_str("CELERY_BROKER_KEY_PREFIX", "")
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Embedding has a queue of its own, so GPU hosts can run workers that consume only it.
 LOOKALIKE_EMBED_QUEUE = env_str("LOOKALIKE_EMBED_QUEUE", "embedding")

@@ -43,6 +43,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 REDIS_DB = 5
 BROKER = f"redis://127.0.0.1:6379/{REDIS_DB}"
+# Every key this test session puts in Redis carries its own prefix, so two test runs on one
+# machine (or a real deployment sharing the Redis) never take each other's tasks.
+KEY_PREFIX = f"lookalike-test-{os.getpid()}:"
 REDIS_START = [
     "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
     "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
@@ -71,19 +74,42 @@ def redis_server() -> str:
     assert redis_up(), "Redis is not running on 127.0.0.1:6379 and could not be started"
     import redis
 
-    redis.Redis.from_url(BROKER).flushdb()
+    client = redis.Redis.from_url(BROKER)
+    for key in client.scan_iter("lookalike-test-*"):
+        # Only keys of test runs that are over (their process is gone).
+        pid = int(key.decode().split("-")[2].split(":")[0])
+        if not os.path.exists(f"/proc/{pid}"):
+            client.delete(key)
     return BROKER
 
 
 @pytest.fixture
 def broker(redis_server: str, settings) -> Iterator[str]:
     """Tasks go through Redis instead of running in-process."""
-    saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager")}
-    app.conf.update(broker_url=redis_server, task_always_eager=False)
+    keys = ("broker_url", "task_always_eager", "broker_transport_options")
+    saved = {k: app.conf[k] for k in keys}
+    app.conf.update(
+        broker_url=redis_server,
+        task_always_eager=False,
+        broker_transport_options={
+            **saved["broker_transport_options"],
+            "global_keyprefix": KEY_PREFIX,
+        },
+    )
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.LOOKALIKE_INDEX_CHECK_INTERVAL = 0.2
+    _drop_connection_pools()
     yield redis_server
     app.conf.update(saved)
+    _drop_connection_pools()
+
+
+def _drop_connection_pools() -> None:
+    # The app keeps the pools it took for the broker URL it had then (in-process mode
+    # falls back to a local AMQP URL); forget them so the next send takes the pools
+    # kombu keeps for the current URL.
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 @pytest.fixture
@@ -254,7 +280,7 @@ def _queued() -> int:
     import redis
 
     client = redis.Redis.from_url(BROKER)
-    return sum(client.llen(queue) for queue in ("default", "embedding"))
+    return sum(client.llen(KEY_PREFIX + queue) for queue in ("default", "embedding"))
 
 
 def children_of(pid: int) -> list[int]:
@@ -278,6 +304,7 @@ def worker_process(broker, settings, tmp_path) -> Iterator[subprocess.Popen]:
         **os.environ,
         "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
         "CELERY_BROKER_URL": broker,
+        "CELERY_BROKER_KEY_PREFIX": KEY_PREFIX,
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "LOOKALIKE_INDEX_DIR": str(settings.LOOKALIKE_INDEX_DIR),
         "LOOKALIKE_BACKBONE": "efficientnet_lite0",
