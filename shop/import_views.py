@@ -20,13 +20,13 @@ from shop.models import Category, ImportJob, Merchant
 @require_http_methods(["GET", "POST"])
 def import_page(request: HttpRequest, merchant: Merchant) -> HttpResponse:
     """Upload a catalog; a good upload becomes a job and its page, a bad one a 400."""
-    form = CatalogImportForm(request.POST or None, request.FILES or None)
-    if request.method == "POST":
-        if form.is_valid():
-            job = import_job_create(merchant, **form.cleaned_data)
-            return redirect(job)
+    if request.method != "POST":
+        return _import_form(request, merchant, CatalogImportForm())
+    form = CatalogImportForm(request.POST, request.FILES)
+    if not form.is_valid():
         return _import_form(request, merchant, form, status=400)
-    return _import_form(request, merchant, form)
+    job = import_job_create(merchant, **form.cleaned_data)
+    return redirect(job)
 
 
 def _import_form(request, merchant: Merchant, form, status: int = 200) -> HttpResponse:
