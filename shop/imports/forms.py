@@ -43,7 +43,7 @@ class CatalogImportForm(forms.Form):
         label="ZIP of photos (may hold the CSV too)",
         widget=forms.ClearableFileInput(attrs={"accept": ".zip,application/zip"}),
     )
-    photos = MultipleFileField(required=False, label="Or many photos at once")
+    photos = MultipleFileField(required=False, label="Photos (choose many at once)")
     category = forms.ModelChoiceField(
         Category.objects.all(), required=False, to_field_name="slug", empty_label="Choose…"
     )
