@@ -109,7 +109,9 @@ def _dialect(text: str) -> type[csv.Dialect]:
 
 
 def _header(names: list[str]) -> list[str]:
-    header = [ALIASES.get(n, n) for n in (n.strip().lower().replace(" ", "_") for n in names)]
+    header = [name.strip().lower().replace(" ", "_") for name in names]
+    # Another spelling counts only when the usual name is not there too.
+    header = [ALIASES[h] if h in ALIASES and ALIASES[h] not in header else h for h in header]
     missing = [name for name in REQUIRED if name not in header]
     if missing:
         found = ", ".join(h for h in header if h) or "nothing"
@@ -183,7 +185,13 @@ def validate_rows(
 
 
 class _RowChecker:
-    def __init__(self, number, record, categories, has_image) -> None:
+    def __init__(
+        self,
+        number: int,
+        record: dict[str, str],
+        categories: Mapping[str, C],
+        has_image: Callable[[str], str | None],
+    ) -> None:
         self.number = number
         self.record = record
         self.categories = categories
@@ -253,7 +261,7 @@ class _RowChecker:
             )
         return value
 
-    def _category(self):
+    def _category(self) -> C | None:
         value = self.record.get("category", "")
         category = self.categories.get(value.lower()) if value else None
         if category is None:

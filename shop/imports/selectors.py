@@ -8,6 +8,8 @@ from shop.models import EmbeddingStatus, ImportJob, ImportStatus, Merchant, Prod
 
 RECENT_JOBS = 20
 ERRORS_SHOWN = 500
+# Ids per query: SQLite refuses statements with more than 32,766 parameters.
+ID_CHUNK = 10_000
 
 
 def import_job_list(merchant: Merchant) -> QuerySet[ImportJob]:
@@ -22,10 +24,8 @@ def import_job_get(merchant: Merchant, job_id: int) -> ImportJob | None:
 
 def import_job_progress(job: ImportJob) -> dict:
     """Counts for the progress bar: rows parsed, photos embedded, failures, and a percent."""
-    photos = Product.objects.filter(pk__in=job.product_ids)
+    pending, failed = _photo_states(job.product_ids)
     # Counted as done unless still pending, so a product deleted meanwhile does not stall it.
-    pending = photos.filter(embedding_status=EmbeddingStatus.PENDING).count()
-    failed = photos.filter(embedding_status=EmbeddingStatus.FAILED)
     embedded = len(job.product_ids) - pending - len(failed)
     # Until every row is done, each row that has not failed yet is a photo still to embed.
     photos_expected = max(len(job.product_ids), job.rows_total - job.rows_failed)
@@ -53,3 +53,15 @@ def import_job_progress(job: ImportJob) -> dict:
         "error": job.error,
         "errors": job.errors[:ERRORS_SHOWN],
     }
+
+
+def _photo_states(product_ids: list[int]) -> tuple[int, list[Product]]:
+    """(how many are pending, the failed ones) among these products."""
+    pending, failed = 0, []
+    for start in range(0, len(product_ids), ID_CHUNK):
+        products = Product.objects.filter(pk__in=product_ids[start : start + ID_CHUNK])
+        pending += products.filter(embedding_status=EmbeddingStatus.PENDING).count()
+        failed += products.filter(embedding_status=EmbeddingStatus.FAILED).only(
+            "sku", "embedding_error"
+        )
+    return pending, failed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -73,7 +73,7 @@ def import_job_create(
     *,
     csv_file: File | None = None,
     zip_file: File | None = None,
-    photos: list[File] = (),
+    photos: Sequence[File] = (),
     category: Category | None = None,
     price: Decimal | None = None,
     stock: int | None = None,
@@ -259,7 +259,13 @@ def _import_rows(
             progress(job.rows_parsed, job.rows_total)
 
 
-def _import_batch(job, batch, photos, stored, errors) -> list[Product]:
+def _import_batch(
+    job: ImportJob,
+    batch: list[CatalogRow[Category]],
+    photos: PhotoSource | None,
+    stored: dict[str, StoredImage | ImageRejected],
+    errors: list[RowError],
+) -> list[Product]:
     items = []
     for row in batch:
         image = _stored_image(row.image, photos, stored)
@@ -280,7 +286,9 @@ def _import_batch(job, batch, photos, stored, errors) -> list[Product]:
     return saved
 
 
-def _stored_image(name, photos, stored) -> StoredImage | ImageRejected:
+def _stored_image(
+    name: str, photos: PhotoSource, stored: dict[str, StoredImage | ImageRejected]
+) -> StoredImage | ImageRejected:
     # Rows often share a photo (sizes, colours of one model): decode and store it once.
     if name not in stored:
         try:

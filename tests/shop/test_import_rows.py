@@ -145,3 +145,9 @@ def test_a_photo_batch_takes_sku_and_title_from_file_names():
         ("red_runner", "red runner", "summer/red_runner.jpg"),
         ("Blue-Boot-2", "Blue Boot 2", "Blue Boot 2.png"),
     ]
+
+
+def test_other_column_spellings_are_read_when_the_usual_one_is_absent():
+    header = ["SKU", "Name", "Price", "Category", "Image File"]
+    rows, errors = validate(csv_bytes([["A1", "Shoe", "5", "boots", "a.jpg"]], header=header))
+    assert errors == [] and (rows[0].title, rows[0].image) == ("Shoe", "a.jpg")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from shop.imports import selectors
 from shop.imports.selectors import import_job_progress
 from shop.imports.services import import_job_create, import_job_run, job_folder
 from shop.models import Category, EmbeddingStatus, ImportJob, ImportStatus, Merchant, Product
@@ -198,6 +199,11 @@ def test_5000_rows_are_checked_and_imported_with_one_embedding_task_per_batch(
     assert Product.objects.count() == 4995
     assert len(batches) == 10 and sorted(sum(batches, [])) == sorted(job.product_ids)
     assert Product.objects.values("image_hash").distinct().count() == 3
+    # the photos wait for the (stubbed) embedder: the bar stops short of 100 %
+    monkeypatch.setattr(selectors, "ID_CHUNK", 1000)
+    progress = import_job_progress(job)
+    assert (progress["photos_total"], progress["photos_embedded"]) == (4995, 0)
+    assert not progress["done"] and progress["percent"] == 50
 
 
 def test_a_finished_job_is_not_run_again(merchant, run_import):
@@ -206,3 +212,15 @@ def test_a_finished_job_is_not_run_again(merchant, run_import):
     again = import_job_run(job.pk)
     assert again.status == ImportStatus.FINISHED and Product.objects.count() == 0
     assert ImportJob.objects.count() == 1
+
+
+def test_a_zip_of_photos_alone_uses_the_chosen_category_and_price(merchant, run_import):
+    job = run_import(
+        merchant,
+        zip=zip_bytes(photos("summer/sandal-1.jpg", "summer/sandal-2.jpg")),
+        category=Category.objects.get(slug="sneakers"),
+        price=Decimal("19.99"),
+    )
+    assert job.status == ImportStatus.FINISHED and job.errors == []
+    assert skus(merchant) == ["sandal-1", "sandal-2"]
+    assert set(Product.objects.values_list("stock", "price")) == {(1, Decimal("19.99"))}
