@@ -12,6 +12,7 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from PIL import Image
 
 from shop.images import StoredImage, decode_upload, store_image
 from shop.models import Category, EmbeddingStatus, Merchant, Product
@@ -149,6 +150,57 @@ def _apply(product: Product, item: ProductInput, now) -> None:
         product.image_hash = item.image.sha256
         product.embedding_status = EmbeddingStatus.PENDING
         product.embedding_error = ""
+
+
+def product_create(
+    *, merchant: Merchant, photo: Image.Image, is_active: bool = True, **fields
+) -> Product:
+    """A new product from a merchant's form; its photo is queued for embedding."""
+    product = product_upsert(merchant=merchant, image=store_image(photo), **fields)
+    if not is_active:
+        product_update(product, is_active=False)
+    return product
+
+
+def _enqueue_index_sync() -> None:
+    from recommender.tasks import sync_index
+
+    transaction.on_commit(lambda: sync_index.delay([]))
+
+
+@transaction.atomic
+def product_update(product: Product, *, photo: Image.Image | None = None, **fields) -> Product:
+    """Change a product; a new photo is stored and queued for embedding.
+
+    Stock and visibility take effect at once: similar-item lists read them from the database.
+    Hiding a product also queues an index update that drops its entry.
+    """
+    was_active = product.is_active
+    for name, value in fields.items():
+        setattr(product, name, value)
+    photo_changed = False
+    if photo is not None:
+        stored = store_image(photo)
+        photo_changed = stored.sha256 != product.image_hash
+        product.image, product.thumbnail = stored.path, stored.thumbnail
+        product.image_width, product.image_height = stored.width, stored.height
+        if photo_changed:
+            product.image_hash = stored.sha256
+            product.embedding_status = EmbeddingStatus.PENDING
+            product.embedding_error = ""
+    product.save()
+    if photo_changed:
+        _enqueue_embedding([product.pk])
+    elif was_active != product.is_active:
+        _enqueue_index_sync()
+    return product
+
+
+@transaction.atomic
+def product_delete(product: Product) -> None:
+    """Delete a product; it leaves similar-item lists at once and the index soon after."""
+    product.delete()
+    _enqueue_index_sync()
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,8 @@ def import_job_run(
                 product_ids=[],
             )
             _import_rows(job, rows, photos, errors, progress)
+            if job.products_updated:
+                _enqueue_index_sync()
     except ImportRejected as exc:
         _job_update(job, status=ImportStatus.FAILED, error=str(exc), finished_at=timezone.now())
     else:
@@ -319,6 +321,14 @@ def _enqueue_embedding(product_ids: list[int]) -> None:
 
     # One task per batch of rows, after its commit, rather than one task per product.
     transaction.on_commit(lambda: embed_products.delay(product_ids))
+
+
+def _enqueue_index_sync() -> None:
+    from recommender.tasks import sync_index
+
+    # An updated product with an unchanged photo gets no embedding task, yet it may have been
+    # hidden before this import made it active again: the index should list it once more.
+    transaction.on_commit(lambda: sync_index.delay([]))
 
 
 def _sorted(errors: list[RowError]) -> list[dict]:

@@ -224,3 +224,29 @@ def test_a_zip_of_photos_alone_uses_the_chosen_category_and_price(merchant, run_
     assert job.status == ImportStatus.FINISHED and job.errors == []
     assert skus(merchant) == ["sandal-1", "sandal-2"]
     assert set(Product.objects.values_list("stock", "price")) == {(1, Decimal("19.99"))}
+
+
+def test_reimporting_a_hidden_product_shows_it_and_puts_it_back_in_the_index(
+    merchant, run_import, settings, django_capture_on_commit_callbacks
+):
+    # given: an imported product, then hidden by the merchant (so it leaves the index)
+    from recommender import index as vector_index
+    from recommender.indexing import indexed_ids
+    from shop.services import product_update
+
+    def in_index() -> set[int]:
+        index, _ = vector_index.load_index(settings.LOOKALIKE_INDEX_DIR)
+        return set(indexed_ids(index).tolist())
+
+    files = {"csv": csv_bytes([row("A1", "a.jpg"), row("A2", "b.jpg")])}
+    files["zip"] = zip_bytes(photos("a.jpg", "b.jpg"))
+    run_import(merchant, **files)
+    hidden = Product.objects.get(sku="A1")
+    with django_capture_on_commit_callbacks(execute=True):
+        product_update(hidden, is_active=False)
+    assert hidden.pk not in in_index()
+    # when: the same file again
+    run_import(merchant, **files)
+    # then
+    hidden.refresh_from_db()
+    assert hidden.is_active and hidden.pk in in_index()
