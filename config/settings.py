@@ -235,3 +235,18 @@ LOOKALIKE_SERVE_MEDIA = env_bool("LOOKALIKE_SERVE_MEDIA", True)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "merchant:dashboard"
 LOGOUT_REDIRECT_URL = "shop:catalog"
+
+# Catalog imports. Uploads wait in each job's own folder here until the job has run; keep it
+# out of MEDIA_ROOT (served to everyone) and, with separate workers, on storage they share.
+LOOKALIKE_IMPORT_DIR = Path(env_str("LOOKALIKE_IMPORT_DIR", str(VAR_DIR / "imports")))
+LOOKALIKE_IMPORT_MAX_UPLOAD_BYTES = env_int(
+    "LOOKALIKE_IMPORT_MAX_UPLOAD_BYTES", 500_000_000, minimum=1
+)
+LOOKALIKE_IMPORT_MAX_ROWS = env_int("LOOKALIKE_IMPORT_MAX_ROWS", 50_000, minimum=1)
+LOOKALIKE_IMPORT_MAX_ZIP_ENTRIES = env_int("LOOKALIKE_IMPORT_MAX_ZIP_ENTRIES", 20_000, minimum=1)
+LOOKALIKE_IMPORT_MAX_ZIP_BYTES = env_int("LOOKALIKE_IMPORT_MAX_ZIP_BYTES", 2_000_000_000, minimum=1)
+LOOKALIKE_IMPORT_MAX_ZIP_RATIO = env_int("LOOKALIKE_IMPORT_MAX_ZIP_RATIO", 100, minimum=1)
+# Rows saved per transaction; each batch's new photos go to the embedder as one task.
+LOOKALIKE_IMPORT_BATCH_SIZE = env_int("LOOKALIKE_IMPORT_BATCH_SIZE", 100, minimum=1)
+# "Many photos at once" sends one form field per photo; Django's default stops at 100.
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("LOOKALIKE_IMPORT_MAX_FILES", 1000, minimum=1)
