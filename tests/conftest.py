@@ -7,13 +7,16 @@ from pathlib import Path
 
 import pytest
 
+# The broker fixtures (Redis on this machine, a Celery worker) for the tests that need them.
+pytest_plugins = ["tests.celery_worker"]
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO / "demo_catalog"
 
 
 @pytest.fixture(autouse=True)
 def _isolated_files(request, tmp_path: Path):
-    """Point media and the index at a temp dir and use the offline backbone."""
+    """Point media, the index and imports at a temp dir and use the offline backbone."""
     if not request.config.pluginmanager.has_plugin("django"):
         yield
         return
@@ -23,6 +26,7 @@ def _isolated_files(request, tmp_path: Path):
 
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.LOOKALIKE_INDEX_DIR = tmp_path / "index"
+    settings.LOOKALIKE_IMPORT_DIR = tmp_path / "imports"
     settings.LOOKALIKE_BACKBONE = "efficientnet_lite0"
     settings.LOOKALIKE_WEIGHTS_DOWNLOAD = False
     reset_backbone_choice()
