@@ -95,7 +95,7 @@ def _score_chunk(scorer: LoadedScorer, products: list[Product]) -> int:
         PhotoScore(
             image_hash=p.image_hash,
             scorer_version=scorer.version,
-            score=float(s),
+            score=float(np.clip(s, 0.0, 100.0)),
             reasons=photo_reasons(image),
         )
         for p, s, image in zip(kept, scores, images, strict=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.db import connections
 from tqdm import tqdm
 
 from recommender.aesthetics.services import photos_score
@@ -39,7 +41,12 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         ids = self._load(catalog)
         self._embed(ids)
-        self._score(ids)
+        if no_serve:
+            self._score(ids)
+        else:
+            # Scoring costs several times the embedding: the shop serves at once and orders
+            # similar items by similarity until each photo's score is stored (a few minutes).
+            threading.Thread(target=self._score_in_background, args=(ids,), daemon=True).start()
         manifest = index_rebuild()
         self.stdout.write(
             self.style.SUCCESS(
@@ -61,6 +68,12 @@ class Command(BaseCommand):
         rows = demo_rows(catalog)
         with tqdm(total=len(rows), desc="Loading catalog", unit="photo") as bar:
             return demo_catalog_load(catalog, progress=bar.update)
+
+    def _score_in_background(self, ids: list[int]) -> None:
+        try:
+            self._score(ids)
+        finally:
+            connections.close_all()  # this thread's own database connection
 
     def _score(self, ids: list[int]) -> None:
         # Similar items are ordered with the aesthetics scores of the photos: score them now.
