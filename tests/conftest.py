@@ -74,3 +74,19 @@ def small_catalog(db, tmp_path: Path):
     products_embed(ids)
     index_rebuild()
     return list(Product.objects.filter(pk__in=ids).select_related("category"))
+
+
+@pytest.fixture
+def api_key(small_catalog):
+    """A key to the small catalog's merchant; its full text is `api_key.full_key`."""
+    from recommender.keys import api_key_create
+
+    return api_key_create(merchant=small_catalog[0].merchant, name="tests")
+
+
+@pytest.fixture
+def api(api_key):
+    """A test client that sends the key with every call."""
+    from django.test import Client
+
+    return Client(headers={"Authorization": f"Bearer {api_key.full_key}"})
