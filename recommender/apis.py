@@ -132,6 +132,11 @@ class PartnerApiView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasApiKey]
 
+    def permission_denied(self, request: Request, message=None, code=None) -> None:
+        if not request.successful_authenticator:
+            raise exceptions.NotAuthenticated(HasApiKey.message, code=HasApiKey.code)
+        super().permission_denied(request, message, code)
+
     def check_throttles(self, request: Request) -> None:
         if isinstance(request.auth, ApiKey):
             try:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,10 @@ def _isolated_files(request, tmp_path: Path):
     settings.LOOKALIKE_WEIGHTS_DOWNLOAD = False
     reset_backbone_choice()
     services._readers.clear()
+    # Rate-limit counters are keyed by key id, and ids repeat after a rollback: start afresh.
+    from django.core.cache import cache
+
+    cache.clear()
     yield
     services._readers.clear()
 
@@ -90,3 +97,51 @@ def api(api_key):
     from django.test import Client
 
     return Client(headers={"Authorization": f"Bearer {api_key.full_key}"})
+
+
+REDIS_URL = "redis://127.0.0.1:6379/3"  # database 3 is this test suite's
+
+
+def ensure_redis() -> None:
+    """Start the local Redis when it is down (tests that need it never skip)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+        return
+    except redis.ConnectionError:
+        pass
+    subprocess.run(
+        ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
+         "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
+         "--logfile", "/var/log/redis/ci.log"],
+        check=True,
+    )  # fmt: skip
+    for _ in range(50):
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError("Redis did not start on 127.0.0.1:6379")
+
+
+@pytest.fixture
+def redis_cache(settings):
+    """Django's cache on Redis (database 3) under a prefix of this test's own."""
+    import redis
+
+    ensure_redis()
+    prefix = f"lookalike-test-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": prefix,
+        }
+    }
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"{prefix}:*"):
+        client.delete(key)

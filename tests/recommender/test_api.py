@@ -73,11 +73,10 @@ def test_an_unknown_product_is_a_404_in_json(api, small_catalog) -> None:
 
 def test_without_an_index_the_api_says_what_to_do(client, db, tmp_path: Path) -> None:
     # given a catalog that was loaded but never indexed
-    from shop.services import demo_catalog_load
-    from tests.conftest import pick_rows, write_catalog
-
     from recommender.keys import api_key_create
     from shop.models import Merchant
+    from shop.services import demo_catalog_load
+    from tests.conftest import pick_rows, write_catalog
 
     ids = demo_catalog_load(write_catalog(tmp_path / "catalog", pick_rows(1)))
     key = api_key_create(merchant=Merchant.objects.get(), name="tests").full_key
