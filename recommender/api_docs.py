@@ -123,12 +123,14 @@ PRODUCT_ID = OpenApiParameter(
     OpenApiTypes.INT64,
     OpenApiParameter.PATH,
     description="A product id from the key's catalog.",
+    examples=[OpenApiExample("a demo product", value=1)],
 )
 SKU = OpenApiParameter(
     "sku",
     OpenApiTypes.STR,
     OpenApiParameter.PATH,
-    description="A SKU of the key's catalog, e.g. LK-BOT-0002.",
+    description="A SKU of the key's catalog.",
+    examples=[OpenApiExample("a demo SKU", value="LK-BOT-0001")],
 )
 RETRY_AFTER_NOTE = (
     "Needs an API key. Counts against the key's limits; a 429 answer carries Retry-After."

@@ -36,6 +36,7 @@ from recommender.serializers import (
     SimilarToProductSerializer,
     UsageQuerySerializer,
     UsageSerializer,
+    without_blanks,
 )
 from recommender.services import (
     ProductNotEmbedded,
@@ -173,7 +174,7 @@ class PartnerApiView(APIView):
         )
 
     def similar_response(self, product: Product) -> Response:
-        query = SimilarQuerySerializer(data=self.request.query_params.dict())
+        query = SimilarQuerySerializer(data=without_blanks(self.request.query_params))
         query.is_valid(raise_exception=True)
         params = query.validated_data
         result = _search(
@@ -283,7 +284,7 @@ class ImageSearchApi(PartnerApiView):
 
     def _image(self, request: Request):
         if request.content_type.startswith("multipart/"):
-            form = ImageUploadSerializer(data=request.data.dict())
+            form = ImageUploadSerializer(data=without_blanks(request.data))
             form.is_valid(raise_exception=True)
             decode = lambda: decode_uploaded_file(form.validated_data["image"])  # noqa: E731
         else:
@@ -329,7 +330,7 @@ class ProductListApi(PartnerApiView, ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> QuerySet[Product]:
-        query = ProductListQuerySerializer(data=self.request.query_params.dict())
+        query = ProductListQuerySerializer(data=without_blanks(self.request.query_params))
         query.is_valid(raise_exception=True)
         params = query.validated_data
         products = self.catalog()
@@ -371,7 +372,7 @@ class UsageApi(PartnerApiView):
         responses={200: UsageSerializer, **docs.KEYED_ERRORS, 400: docs.BAD_REQUEST},
     )
     def get(self, request: Request) -> Response:
-        query = UsageQuerySerializer(data=request.query_params.dict())
+        query = UsageQuerySerializer(data=without_blanks(request.query_params))
         query.is_valid(raise_exception=True)
         if not isinstance(request.auth, ApiKey):
             raise exceptions.NotAuthenticated("Usage is counted per key; send one.")

@@ -6,6 +6,7 @@ import base64
 import binascii
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from recommender.services import SimilarItem
@@ -14,22 +15,30 @@ from shop.models import Product
 MAX_PRICE = 10**8 - 1  # Product.price has 10 digits, 2 of them decimals
 
 
-class PriceRangeSerializer(serializers.Serializer):
-    category = serializers.SlugField(
-        required=False, allow_blank=True, help_text="Only products of this category (its slug)."
-    )
-    min_price = serializers.DecimalField(
-        max_digits=10, decimal_places=2, min_value=0, max_value=MAX_PRICE, required=False
-    )
-    max_price = serializers.DecimalField(
-        max_digits=10, decimal_places=2, min_value=0, max_value=MAX_PRICE, required=False
-    )
+def without_blanks(data) -> dict:
+    """Parameters with an empty value count as not given (as HTML forms send them)."""
+    return {name: value for name, value in data.items() if value != ""}
 
-    def validate(self, attrs: dict) -> dict:
-        low, high = attrs.get("min_price"), attrs.get("max_price")
-        if low is not None and high is not None and low > high:
-            raise serializers.ValidationError({"max_price": ["max_price is below min_price."]})
-        return attrs
+
+@extend_schema_field(
+    {"type": "string", "pattern": r"^[0-9]{1,8}(\.[0-9]{1,2})?$", "example": "49.90"}
+)
+class PriceField(serializers.DecimalField):
+    """A price bound: 0 to 99999999.99, at most two decimals."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(
+            max_digits=10, decimal_places=2, min_value=0, max_value=MAX_PRICE, **kwargs
+        )
+
+
+class PriceRangeSerializer(serializers.Serializer):
+    # A min_price above max_price is not an error: nothing is in that range.
+    category = serializers.SlugField(
+        required=False, help_text="Only products of this category (its slug), e.g. boots."
+    )
+    min_price = PriceField(required=False, help_text="Only products at this price or more.")
+    max_price = PriceField(required=False, help_text="Only products at this price or less.")
 
 
 class SimilarQuerySerializer(PriceRangeSerializer):
@@ -44,7 +53,6 @@ class SimilarQuerySerializer(PriceRangeSerializer):
         min_value=0.0,
         max_value=1.0,
         required=False,
-        allow_null=True,
         help_text="Blend of the aesthetics score into the order: 0 = visual similarity only, "
         "1 = aesthetics only; omitted = the site's setting.",
     )
@@ -53,8 +61,6 @@ class SimilarQuerySerializer(PriceRangeSerializer):
 class ProductListQuerySerializer(PriceRangeSerializer):
     in_stock = serializers.BooleanField(
         required=False,
-        allow_null=True,
-        default=None,
         help_text="true: only in stock; false: only out of stock; omitted: all.",
     )
 
