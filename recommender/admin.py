@@ -1,8 +1,9 @@
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from recommender.keys import api_key_create, api_key_revoke
+from recommender.keys import api_key_create, api_key_revoke, normalise_origins
 from recommender.models import ApiKey, ApiUsage, ImageVector
 
 
@@ -14,8 +15,24 @@ class ImageVectorAdmin(admin.ModelAdmin):
     exclude = ["vector"]
 
 
+class ApiKeyAdminForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = [
+            "merchant", "name", "allowed_origins", "burst_limit", "sustained_limit",
+            "daily_quota", "revoked_at",
+        ]  # fmt: skip
+
+    def clean_allowed_origins(self) -> str:
+        try:
+            return normalise_origins(self.cleaned_data["allowed_origins"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyAdminForm
     list_display = ["name", "merchant", "prefix", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["merchant", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "merchant__name"]

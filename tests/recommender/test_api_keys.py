@@ -147,3 +147,18 @@ def test_the_create_api_key_command_prints_a_working_key(small_catalog, capsys) 
     key = capsys.readouterr().out.strip()
     response = Client().get(product_url(small_catalog[0].pk), headers={"X-Api-Key": key})
     assert response.status_code == 200
+
+
+def test_an_operator_creates_a_key_in_the_admin_and_sees_it_once(admin_client, small_catalog):
+    # when
+    response = admin_client.post(
+        reverse("admin:recommender_apikey_add"),
+        {"merchant": small_catalog[0].merchant_id, "name": "partner", "allowed_origins": ""},
+        follow=True,
+    )
+    # then
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"] if "lk_" in str(m)]
+    full_key = shown[0].split("The new key is ")[1].split(" ")[0]
+    assert api_key_check(full_key).name == "partner"
+    assert ApiKey.objects.count() == 1
