@@ -145,3 +145,19 @@ def redis_cache(settings):
     client = redis.Redis.from_url(REDIS_URL)
     for key in client.scan_iter(match=f"{prefix}:*"):
         client.delete(key)
+
+
+@pytest.fixture
+def merchant(db):
+    """A merchant with an empty catalog (for tests that need no products or index)."""
+    from shop.models import Merchant
+
+    return Merchant.objects.create(name="Empty shoes", slug="empty-shoes")
+
+
+@pytest.fixture
+def bare_key(merchant):
+    """A key to the empty catalog."""
+    from recommender.keys import api_key_create
+
+    return api_key_create(merchant=merchant, name="bare")

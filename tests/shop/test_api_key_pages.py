@@ -18,8 +18,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def merchant_client(small_catalog) -> tuple[Client, Merchant]:
-    merchant = Merchant.objects.get()
+def merchant_client(merchant) -> tuple[Client, Merchant]:
     merchant.user = get_user_model().objects.create_user("shoes", password="pw-shoes-123")
     merchant.save()
     client = Client()
