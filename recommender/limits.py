@@ -70,11 +70,11 @@ def limits_check(key_id: int, limits: list[Limit], now: float | None = None) -> 
 
 
 def _count(counter: str, window: int) -> int:
-    # add() is a no-op when the counter exists; incr() is atomic in Redis and in memory.
-    cache.add(counter, 0, timeout=window + 60)
-    try:
-        return cache.incr(counter)
-    except ValueError:
-        # The counter expired between add() and incr(): this is the window's first call.
-        cache.add(counter, 1, timeout=window + 60)
-        return 1
+    # incr() is atomic in Redis and in memory; it raises ValueError for a counter not yet there.
+    # add() creates it for the window's first call unless another process just did.
+    while True:
+        try:
+            return cache.incr(counter)
+        except ValueError:
+            if cache.add(counter, 1, timeout=window + 60):
+                return 1

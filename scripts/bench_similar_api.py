@@ -4,7 +4,7 @@ Usage:
   python scripts/bench_similar_api.py [--url http://127.0.0.1:8000] [--calls 1000] [--key lk_...]
       against a running shop (with --key, or a server started with LOOKALIKE_API_KEYS_REQUIRED=0)
   python scripts/bench_similar_api.py --serve [--calls 1000]
-      starts one runserver process per mode on a spare port and measures both: with a key
+      starts one runserver process per mode on spare ports and measures both: with a key
       (key check, rate limits counted in Redis, usage counted) and without (keys switched off)
 Product ids are read from the shop's database (same settings as the server).
 """
@@ -50,24 +50,36 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def measure(url: str, ids: list[int], calls: int, k: int, key: str | None, label: str) -> str:
-    """Call the endpoint `calls` times for random products; a line with p50/p90/p99 in ms."""
-    rng, timings = random.Random(0), []
+def call(url: str, product_id: int, k: int, key: str | None) -> float:
+    """One GET of similar items; its latency in ms."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    for _ in tqdm(range(calls), desc=f"GET similar ({label})", unit="call"):
-        request = urllib.request.Request(
-            f"{url}/api/v1/products/{rng.choice(ids)}/similar/?k={k}", headers=headers
-        )
-        started = time.perf_counter()
-        with urllib.request.urlopen(request) as response:
-            response.read()
-            assert response.status == 200, response.status
-        timings.append((time.perf_counter() - started) * 1000)
+    request = urllib.request.Request(
+        f"{url}/api/v1/products/{product_id}/similar/?k={k}", headers=headers
+    )
+    started = time.perf_counter()
+    with urllib.request.urlopen(request) as response:
+        response.read()
+        assert response.status == 200, response.status
+    return (time.perf_counter() - started) * 1000
+
+
+def summary(label: str, timings: list[float], k: int) -> str:
+    """p50/p90/p99 and mean in ms."""
     return (
-        f"{label}: {calls} calls, k={k}: p50 {percentile(timings, 50):.1f} ms, "
+        f"{label}: {len(timings)} calls, k={k}: p50 {percentile(timings, 50):.1f} ms, "
         f"p90 {percentile(timings, 90):.1f} ms, p99 {percentile(timings, 99):.1f} ms, "
         f"mean {statistics.fmean(timings):.1f} ms"
     )
+
+
+def measure(url: str, ids: list[int], calls: int, k: int, key: str | None, label: str) -> str:
+    """Call the endpoint `calls` times for random products."""
+    rng = random.Random(0)
+    timings = [
+        call(url, rng.choice(ids), k, key)
+        for _ in tqdm(range(calls), desc=f"GET similar ({label})", unit="call")
+    ]
+    return summary(label, timings, k)
 
 
 def serve(port: int, env: dict[str, str]) -> subprocess.Popen:
@@ -88,8 +100,8 @@ def serve(port: int, env: dict[str, str]) -> subprocess.Popen:
 
 
 def bench_both(ids: list[int], calls: int, k: int, port: int) -> list[str]:
-    """Both modes, each in its own fresh server process, with a warm-up call first."""
-    from recommender.keys import api_key_create, api_key_revoke
+    """Both modes, each in its own server process, calls alternating; a key made for the run."""
+    from recommender.keys import api_key_create
     from shop.models import Product
 
     merchant = Product.objects.filter(pk__in=ids[:1]).get().merchant
@@ -110,16 +122,24 @@ def bench_both(ids: list[int], calls: int, k: int, port: int) -> list[str]:
             }),
             "without a key (keys and limits off)": (None, {"LOOKALIKE_API_KEYS_REQUIRED": "0"}),
         }  # fmt: skip
-        for label, (key, env) in modes.items():
-            server = serve(port, env)
-            try:
-                measure(f"http://127.0.0.1:{port}", ids, 20, k, key, f"{label}, warm-up")
-                lines.append(measure(f"http://127.0.0.1:{port}", ids, calls, k, key, label))
-            finally:
+        # Both servers run side by side and calls alternate between them, so that the noise of
+        # a shared machine falls on both modes alike.
+        servers = {label: serve(port + n, env) for n, (label, (_, env)) in enumerate(modes.items())}
+        try:
+            rng, timings = random.Random(0), {label: [] for label in modes}
+            for i in tqdm(range(calls + 20), desc="GET similar, both modes", unit="pair"):
+                product_id = rng.choice(ids)
+                for n, (label, (key, _)) in enumerate(modes.items()):
+                    took = call(f"http://127.0.0.1:{port + n}", product_id, k, key)
+                    if i >= 20:  # the first 20 warm the processes up
+                        timings[label].append(took)
+            lines = [summary(label, timings[label], k) for label in modes]
+        finally:
+            for server in servers.values():
                 server.terminate()
                 server.wait()
     finally:
-        api_key_revoke(new.api_key)
+        new.api_key.delete()  # with its usage rows
     return lines
 
 
