@@ -234,6 +234,8 @@ LOOKALIKE_API_BURST_WINDOW = env_int("LOOKALIKE_API_BURST_WINDOW", 10, minimum=1
 LOOKALIKE_API_SUSTAINED_LIMIT = env_int("LOOKALIKE_API_SUSTAINED_LIMIT", 1000, minimum=1)
 LOOKALIKE_API_SUSTAINED_WINDOW = env_int("LOOKALIKE_API_SUSTAINED_WINDOW", 3600, minimum=1)
 LOOKALIKE_API_DAILY_QUOTA = env_int("LOOKALIKE_API_DAILY_QUOTA", 10_000, minimum=1)
+# Each process adds up API usage in memory and writes it this often (0: a write per call).
+LOOKALIKE_API_USAGE_FLUSH_SECONDS = env_int("LOOKALIKE_API_USAGE_FLUSH_SECONDS", 5)
 # Off only to measure the API without keys, limits and usage counting: it then answers anyone
 # from every catalog. Never in production.
 LOOKALIKE_API_KEYS_REQUIRED = env_bool("LOOKALIKE_API_KEYS_REQUIRED", True)

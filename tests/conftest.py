@@ -33,7 +33,12 @@ def _isolated_files(request, tmp_path: Path):
     # Rate-limit counters are keyed by key id, and ids repeat after a rollback: start afresh.
     from django.core.cache import cache
 
+    from recommender import usage
+
     cache.clear()
+    # Usage is written at once in tests (a later flush would land in another test's database).
+    settings.LOOKALIKE_API_USAGE_FLUSH_SECONDS = 0
+    usage._pending.clear()
     yield
     services._readers.clear()
 

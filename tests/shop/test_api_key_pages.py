@@ -106,3 +106,20 @@ def test_the_nav_links_the_key_and_usage_pages(merchant_client) -> None:
 def test_the_pages_need_a_merchant_account(client, db) -> None:
     for name in ("merchant:api-keys", "merchant:api-usage", "merchant:api-usage-json"):
         assert client.get(reverse(name)).status_code == 302
+
+
+def test_usage_added_up_in_memory_is_written_before_it_is_read(merchant, settings) -> None:
+    # given a process that writes usage every minute
+    from recommender.models import ApiUsage
+    from recommender.usage import usage_days
+
+    settings.LOOKALIKE_API_USAGE_FLUSH_SECONDS = 60
+    key = api_key_create(merchant=merchant, name="blog").api_key
+    # when
+    for failed in (False, True, False):
+        usage_record(key.pk, "similar", failed=failed)
+    # then nothing is written yet, and reading usage writes it first
+    assert not ApiUsage.objects.exists()
+    today = usage_days(merchant, days=1)[0]
+    assert (today.calls, today.errors) == (3, 1)
+    assert ApiUsage.objects.get().calls == 3
