@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 from recommender.models import ApiKey
 
@@ -59,14 +60,34 @@ def key_limits(api_key: ApiKey) -> list[Limit]:
 
 
 def limits_check(key_id: int, limits: list[Limit], now: float | None = None) -> None:
-    """Count one call against each limit in turn; raise LimitExceeded at the first one over."""
+    """Count one call against each limit; raise LimitExceeded for the first one over."""
     now = time.time() if now is None else now
-    for limit in limits:
-        start = int(now // limit.window) * limit.window
-        if _count(f"api-limit:{key_id}:{limit.name}:{limit.window}:{start}", limit.window) > (
-            limit.calls
-        ):
+    starts = [int(now // limit.window) * limit.window for limit in limits]
+    counters = [
+        (f"api-limit:{key_id}:{limit.name}:{limit.window}:{start}", limit.window)
+        for limit, start in zip(limits, starts, strict=True)
+    ]
+    counts = _count_all(counters)
+    for n, (limit, start, count) in enumerate(zip(limits, starts, counts, strict=True)):
+        if count > limit.calls:
+            # A refused call does not use up the longer limits (the daily quota above all).
+            for counter, _ in counters[n + 1 :]:
+                cache.decr(counter)
             raise LimitExceeded(limit, max(1, math.ceil(start + limit.window - now)))
+
+
+def _count_all(counters: list[tuple[str, int]]) -> list[int]:
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return [_count(counter, window) for counter, window in counters]
+    # On Redis, every counter in one round trip: create with its expiry if new, then INCR.
+    client = backend._cache.get_client(write=True)
+    pipe = client.pipeline(transaction=False)
+    for counter, window in counters:
+        key = backend.make_and_validate_key(counter)
+        pipe.set(key, 0, ex=window + 60, nx=True)
+        pipe.incr(key)
+    return pipe.execute()[1::2]
 
 
 def _count(counter: str, window: int) -> int:

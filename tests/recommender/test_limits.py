@@ -124,3 +124,24 @@ def test_limits_hold_across_two_processes_sharing_redis(redis_cache) -> None:
     allowed = [int(p.communicate(timeout=60)[0].strip()) for p in processes]
     # then exactly 50 of the 80 were allowed, between them
     assert sum(allowed) == 50
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_a_call_refused_by_the_burst_limit_uses_no_daily_quota(merchant, request, backend):
+    # given a burst of 1 call per 10 seconds and a quota of 3 calls a day
+    if backend == "redis":
+        request.getfixturevalue("redis_cache")
+    new = api_key_create(merchant=merchant, name="q", burst_limit=1, daily_quota=3)
+    client = Client(headers={"X-Api-Key": new.full_key})
+    url = reverse("api:products")
+
+    def burst_of_three(offset: int) -> list[int]:
+        with time_machine.travel(NOON + dt.timedelta(seconds=offset), tick=False):
+            return [client.get(url).status_code for _ in range(3)]
+
+    # when three windows each see one allowed call and two refused ones
+    assert burst_of_three(0) == burst_of_three(10) == burst_of_three(20) == [200, 429, 429]
+    # then the quota holds exactly the three allowed calls
+    with time_machine.travel(NOON + dt.timedelta(seconds=30), tick=False):
+        over = client.get(url)
+    assert over.status_code == 429 and over.json()["code"] == "daily_quota_exceeded"
