@@ -422,7 +422,7 @@ class HealthApi(APIView):
     def get(self, request: Request) -> Response:
         try:
             manifest = vector_index.read_manifest(settings.LOOKALIKE_INDEX_DIR)
-            message = "" if manifest else "No index yet; run `python manage.py rebuild_index`."
+            message = "" if manifest else "No index yet; run `python manage.py reindex`."
         except vector_index.IndexCorrupt as exc:
             manifest, message = None, str(exc)
         body = {

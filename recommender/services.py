@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -14,8 +15,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from PIL import Image
 
+from embeddings import Extractor
 from recommender import index as vector_index
-from recommender.embedding import current_extractor
+from recommender.embedding import ModelUnavailable, current_extractor, extractor_for
 from recommender.models import ImageVector
 from shop.images import open_stored
 from shop.models import EmbeddingStatus, Product
@@ -87,9 +89,10 @@ def products_embed(
     *,
     batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
+    extractor: Extractor | None = None,
 ) -> EmbedReport:
-    """Store a vector for each product photo that lacks one for the current model."""
-    extractor = current_extractor()
+    """Store a vector for each product photo that lacks one for this (default: current) model."""
+    extractor = extractor or current_extractor()
     products = list(Product.objects.filter(pk__in=product_ids))
     report = EmbedReport()
     known = set(
@@ -153,12 +156,15 @@ _readers: dict[tuple[str, str], vector_index.IndexReader] = {}
 _readers_lock = threading.Lock()
 
 
-def index_rebuild() -> vector_index.Manifest:
-    """Write a new index version holding every active product with a current vector."""
+def index_rebuild(*, lock: bool = True) -> vector_index.Manifest:
+    """Write a new index version holding every active product with a current vector.
+
+    ``lock=False`` is for callers that already hold the writer lock.
+    """
     extractor = current_extractor()
     directory = settings.LOOKALIKE_INDEX_DIR
     directory.mkdir(parents=True, exist_ok=True)
-    with vector_index.writer_lock(directory):
+    with vector_index.writer_lock(directory) if lock else contextlib.nullcontext():
         ids, xb = _active_vectors(extractor.model_id, extractor.backbone.dim)
         index = vector_index.build_index(ids, xb, dim=extractor.backbone.dim)
         manifest = vector_index.save_index(
@@ -185,29 +191,36 @@ def _active_vectors(model_id: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def serving_index() -> tuple[object, vector_index.Manifest]:
-    """The current index for this process, reloaded when a new version is written."""
-    model_id = current_extractor().model_id
-    key = (str(settings.LOOKALIKE_INDEX_DIR), model_id)
+    """The current index for this process, reloaded when a new version is written.
+
+    The index decides the model: during a model upgrade the previous version keeps serving
+    (with its own model for queries) until the new one is complete.
+    """
+    key = str(settings.LOOKALIKE_INDEX_DIR)
     with _readers_lock:
         reader = _readers.get(key)
         if reader is None:
             reader = vector_index.IndexReader(
                 settings.LOOKALIKE_INDEX_DIR,
-                expected_model_id=model_id,
                 check_interval=settings.LOOKALIKE_INDEX_CHECK_INTERVAL,
             )
             _readers[key] = reader
-    return reader.current()
+    index, manifest = reader.current()
+    try:
+        extractor_for(manifest.model_id)
+    except ModelUnavailable as exc:
+        raise vector_index.IndexMismatch(str(exc)) from exc
+    return index, manifest
 
 
-def product_vector(product: Product) -> np.ndarray:
-    """The stored vector of a product's photo, embedding it now if it has none yet."""
-    extractor = current_extractor()
+def product_vector(product: Product, model_id: str | None = None) -> np.ndarray:
+    """The stored vector of a product's photo for a model, embedding it now if it has none."""
+    extractor = extractor_for(model_id) if model_id else current_extractor()
     row = ImageVector.objects.filter(
         image_hash=product.image_hash, model_id=extractor.model_id
     ).first()
     if row is None:
-        products_embed([product.pk])
+        products_embed([product.pk], extractor=extractor)
         row = ImageVector.objects.filter(
             image_hash=product.image_hash, model_id=extractor.model_id
         ).first()
@@ -228,8 +241,11 @@ def similar_to_product(
 ) -> SimilarResult:
     """Products that look like this one; raises Product.DoesNotExist for unknown ids."""
     product = Product.objects.get(pk=product_id, is_active=True)
-    xq = product_vector(product)
-    return _similar(xq, k, filters=filters, exclude={product.pk}, weight=aesthetics_weight)
+    index, manifest = serving_index()
+    xq = product_vector(product, manifest.model_id)
+    return _similar(
+        (index, manifest), xq, k, filters=filters, exclude={product.pk}, weight=aesthetics_weight
+    )
 
 
 def similar_to_image(
@@ -240,11 +256,15 @@ def similar_to_image(
     aesthetics_weight: float | None = None,
 ) -> SimilarResult:
     """Products that look like a photo (an upload: nothing is stored)."""
-    xq = current_extractor().embed([image])[0]
-    return _similar(xq, k, filters=filters, exclude=set(), weight=aesthetics_weight)
+    index, manifest = serving_index()
+    xq = extractor_for(manifest.model_id).embed([image])[0]
+    return _similar(
+        (index, manifest), xq, k, filters=filters, exclude=set(), weight=aesthetics_weight
+    )
 
 
 def _similar(
+    serving: tuple[object, vector_index.Manifest],
     xq: np.ndarray,
     k: int,
     *,
@@ -255,7 +275,7 @@ def _similar(
     # The weight is the aesthetics blend (0 = similarity only; None = the setting). The
     # ranker reorders the top visual candidates; until it exists, similarity alone orders.
     del weight
-    index, manifest = serving_index()
+    index, manifest = serving
     if index.ntotal == 0:
         return SimilarResult([], manifest.model_id, manifest.version)
     n = min(index.ntotal, k * 4 + len(exclude) + 8)
