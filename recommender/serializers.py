@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from decimal import Decimal
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
@@ -12,7 +13,7 @@ from rest_framework import serializers
 from recommender.services import SimilarItem
 from shop.models import Product
 
-MAX_PRICE = 10**8 - 1  # Product.price has 10 digits, 2 of them decimals
+MAX_PRICE = Decimal("99999999.99")  # Product.price has 10 digits, 2 of them decimals
 
 
 def without_blanks(data) -> dict:

@@ -137,3 +137,9 @@ def test_a_server_error_is_json_too(api, small_catalog, monkeypatch) -> None:
         "message": "Something went wrong on our side; it was logged. Try again in a moment.",
         "errors": {},
     }
+
+
+def test_the_highest_documented_price_is_accepted(api, small_catalog) -> None:
+    # found by schemathesis: the bound was 99999999, the document (rightly) says 99999999.99
+    response = api.get(reverse("api:products") + "?max_price=99999999.99&min_price=0")
+    assert response.status_code == 200 and response.json()["count"] == 12
