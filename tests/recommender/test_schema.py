@@ -50,7 +50,7 @@ def keep_connection():
 @schema.parametrize()
 @hypothesis_settings(
     # The same examples every run, so that CI fails for a change, not for a new draw; explore
-    # further with `pytest --hypothesis-seed=random` or more examples.
+    # further locally without derandomize or with more examples.
     derandomize=True,
     max_examples=25,
     deadline=None,
