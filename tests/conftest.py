@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# The broker fixtures (Redis on this machine, a Celery worker) for the tests that need them.
+pytest_plugins = ["tests.celery_worker"]
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO / "demo_catalog"
 
