@@ -111,12 +111,16 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "shop",
     "recommender",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # First after security: CORS for the partner API, and JSON (never HTML) for its errors.
+    "recommender.middleware.PartnerApiMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -243,7 +247,59 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "EXCEPTION_HANDLER": "recommender.apis.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lookalike partner API",
+    "DESCRIPTION": (
+        "Visually similar products from a merchant's catalog, for partner sites. Every catalog "
+        "endpoint needs an API key (`Authorization: Bearer lk_...` or `X-Api-Key: lk_...`), "
+        "created by the merchant at /merchant/api-keys/. Errors always have the same JSON "
+        "shape: `{code, message, errors}`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "recommender.api_docs.add_retry_after_header",
+    ],
+}
+
+
+def cache_from_url(url: str) -> dict:
+    """Django CACHES entry: Redis for redis:// URLs, else one process's memory."""
+    if not url:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    if urlparse(url).scheme not in ("redis", "rediss", "unix"):
+        raise ImproperlyConfigured(f"LOOKALIKE_CACHE_URL={url!r}: use redis://host:port/db.")
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": url,
+        "KEY_PREFIX": env_str("LOOKALIKE_CACHE_PREFIX", "lookalike"),
+    }
+
+
+# API rate limits are counted in this cache. Production sets LOOKALIKE_CACHE_URL (or REDIS_URL)
+# so that every web process counts in the same Redis; the memory default is per process.
+CACHES = {"default": cache_from_url(env_str("LOOKALIKE_CACHE_URL", "") or env_str("REDIS_URL", ""))}
+
+# Partner API keys: defaults for keys that set no limits of their own.
+LOOKALIKE_API_BURST_LIMIT = env_int("LOOKALIKE_API_BURST_LIMIT", 20, minimum=1)
+LOOKALIKE_API_BURST_WINDOW = env_int("LOOKALIKE_API_BURST_WINDOW", 10, minimum=1)
+LOOKALIKE_API_SUSTAINED_LIMIT = env_int("LOOKALIKE_API_SUSTAINED_LIMIT", 1000, minimum=1)
+LOOKALIKE_API_SUSTAINED_WINDOW = env_int("LOOKALIKE_API_SUSTAINED_WINDOW", 3600, minimum=1)
+LOOKALIKE_API_DAILY_QUOTA = env_int("LOOKALIKE_API_DAILY_QUOTA", 10_000, minimum=1)
+# Each process adds up API usage in memory and writes it this often (0: a write per call).
+LOOKALIKE_API_USAGE_FLUSH_SECONDS = env_int("LOOKALIKE_API_USAGE_FLUSH_SECONDS", 5)
+# Off only to measure the API without keys, limits and usage counting: it then answers anyone
+# from every catalog. Never in production.
+LOOKALIKE_API_KEYS_REQUIRED = env_bool("LOOKALIKE_API_KEYS_REQUIRED", True)
 
 LOGGING = {
     "version": 1,

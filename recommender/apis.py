@@ -1,25 +1,42 @@
-"""The JSON API: similar items for a product, and search by photo."""
+"""The partner API: similar items, search by photo, the key's catalog, usage and health."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404, JsonResponse
 from django.views.defaults import page_not_found
-from rest_framework import status
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
-from rest_framework.parsers import MultiPartParser
+from rest_framework.generics import ListAPIView
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from embeddings import ImageRejected
+from recommender import api_docs as docs
 from recommender import index as vector_index
+from recommender.authentication import ApiKeyAuthentication, HasApiKey
+from recommender.limits import LimitExceeded, key_limits, limits_check
+from recommender.models import ApiKey
 from recommender.serializers import (
-    ImageSearchSerializer,
+    HealthSerializer,
+    ImageBase64Serializer,
+    ImageUploadSerializer,
+    ProductListQuerySerializer,
+    ProductSerializer,
     SimilarQuerySerializer,
-    product_data,
-    similar_item_data,
+    SimilarResultsSerializer,
+    SimilarToProductSerializer,
+    UsageQuerySerializer,
+    UsageSerializer,
+    without_blanks,
 )
 from recommender.services import (
     ProductNotEmbedded,
@@ -28,8 +45,11 @@ from recommender.services import (
     similar_to_image,
     similar_to_product,
 )
-from shop.images import decode_uploaded_file
-from shop.selectors import product_get
+from recommender.usage import usage_key_rows
+from shop.images import decode_upload, decode_uploaded_file
+from shop.models import Product
+
+MAX_ID = 2**63 - 1
 
 
 class NotEmbedded(APIException):
@@ -42,37 +62,59 @@ class IndexUnavailable(APIException):
     default_code = "index_unavailable"
 
 
+class RateLimited(APIException):
+    """429 naming the limit; DRF's handler turns `wait` into the Retry-After header."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+
+    def __init__(self, exceeded: LimitExceeded) -> None:
+        name = exceeded.limit.name
+        code = "daily_quota_exceeded" if name == "daily" else f"{name}_limit_exceeded"
+        super().__init__(str(exceeded), code=code)
+        self.wait = exceeded.retry_after
+        self.limit = {
+            "name": name,
+            "calls": exceeded.limit.calls,
+            "window_seconds": exceeded.limit.window,
+            "retry_after": exceeded.retry_after,
+        }
+
+
 def exception_handler(exc, context):
     """One JSON shape for every error: code, message and, for bad input, field errors."""
+    if isinstance(exc, Http404):
+        exc = NotFound(str(exc) or None)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None
+        return None  # not an API error: a 500, made JSON by the middleware
     detail = response.data
     fields = {}
     if isinstance(exc, ValidationError) and isinstance(detail, dict):
-        fields = {name: [str(m) for m in messages] for name, messages in detail.items()}
+        fields = {name: [str(m) for m in _flat(messages)] for name, messages in detail.items()}
         first = next(iter(fields.values()), ["Invalid input."])
         message = first[0] if len(fields) == 1 else "Some fields are invalid; see errors."
+        code = "invalid"
     else:
+        if isinstance(detail, list):
+            detail = detail[0] if detail else "Invalid input."
         message = str(detail.get("detail", detail)) if isinstance(detail, dict) else str(detail)
-    code = getattr(exc, "default_code", "error")
+        codes = exc.get_codes() if isinstance(exc, APIException) else None
+        code = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
     response.data = {"code": code, "message": message, "errors": fields}
+    if isinstance(exc, RateLimited):
+        response.data["limit"] = exc.limit
     return response
 
 
-def _results(result: SimilarResult, request: Request, **extra) -> Response:
-    return Response(
-        {
-            **extra,
-            "model": result.model_id,
-            "index_version": result.index_version,
-            "count": len(result.items),
-            "results": [similar_item_data(item, request) for item in result.items],
-        }
-    )
+def _flat(messages) -> list:
+    if isinstance(messages, dict):
+        return [m for value in messages.values() for m in _flat(value)]
+    return list(messages) if isinstance(messages, list) else [messages]
 
 
-def _run(search):
+def _search(search) -> SimilarResult:
     try:
         return search()
     except vector_index.IndexNotFound as exc:
@@ -85,39 +127,312 @@ def _run(search):
         ) from exc
 
 
-class SimilarProductsApi(APIView):
-    """GET /api/v1/products/<id>/similar/?k=12&category=boots"""
+class PartnerApiView(APIView):
+    """A catalog endpoint: needs a key, sees only the key's catalog, counts against its limits."""
 
-    def get(self, request: Request, product_id: int) -> Response:
-        query = SimilarQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        k = query.validated_data.get("k") or settings.LOOKALIKE_SIMILAR_K
-        category = query.validated_data.get("category") or None
-        product = product_get(product_id)
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasApiKey]
+
+    def permission_denied(self, request: Request, message=None, code=None) -> None:
+        if not request.successful_authenticator:
+            raise exceptions.NotAuthenticated(HasApiKey.message, code=HasApiKey.code)
+        super().permission_denied(request, message, code)
+
+    def check_throttles(self, request: Request) -> None:
+        if isinstance(request.auth, ApiKey):
+            try:
+                limits_check(request.auth.pk, key_limits(request.auth))
+            except LimitExceeded as exc:
+                raise RateLimited(exc) from None
+
+    def catalog(self) -> QuerySet[Product]:
+        """Active products the key may see: its merchant's (all, if keys are switched off)."""
+        products = Product.objects.filter(is_active=True).select_related("category")
+        if isinstance(self.request.auth, ApiKey):
+            products = products.filter(merchant_id=self.request.auth.merchant_id)
+        return products
+
+    def catalog_product(self, **lookup) -> Product:
+        """One product of the key's catalog, or a 404 that does not tell other catalogs apart."""
+        if lookup.get("pk", 0) > MAX_ID or len(lookup.get("sku", "")) > 64:
+            product = None
+        else:
+            product = self.catalog().filter(**lookup).first()
         if product is None:
-            raise NotFound(f"There is no product with id {product_id}.")
-        result = _run(
-            lambda: similar_to_product(product.pk, k, filters=SimilarFilters(category=category))
+            what = f"id {lookup['pk']}" if "pk" in lookup else f"SKU {lookup['sku']!r}"
+            raise NotFound(f"There is no product with {what} in this catalog.")
+        return product
+
+    def filters(self, query: dict) -> SimilarFilters:
+        """Similar-item filters from validated parameters, scoped to the key's catalog."""
+        return SimilarFilters(
+            category=query.get("category") or None,
+            merchant_id=self.request.auth.merchant_id if self.request.auth else None,
+            min_price=query.get("min_price"),
+            max_price=query.get("max_price"),
+            in_stock=query["in_stock"],
         )
-        return _results(result, request, product=product_data(product, request))
+
+    def similar_response(self, product: Product) -> Response:
+        query = SimilarQuerySerializer(data=without_blanks(self.request.query_params))
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        result = _search(
+            lambda: similar_to_product(
+                product.pk,
+                params.get("k") or settings.LOOKALIKE_SIMILAR_K,
+                filters=self.filters(params),
+                aesthetics_weight=params.get("aesthetics_weight"),
+            )
+        )
+        return Response(
+            SimilarToProductSerializer(
+                _results(result, product=product), context={"request": self.request}
+            ).data
+        )
 
 
-class ImageSearchApi(APIView):
-    """POST /api/v1/search/image/ with a multipart field 'image' (and optional k, category)."""
+def _results(result: SimilarResult, **extra) -> dict:
+    return {
+        **extra,
+        "model": result.model_id,
+        "index_version": result.index_version,
+        "count": len(result.items),
+        "results": result.items,
+    }
 
-    parser_classes = [MultiPartParser]
 
+SIMILAR_EXAMPLE = OpenApiExample(
+    "similar",
+    value={**docs.RESULTS_EXAMPLE, "product": docs.PRODUCT_EXAMPLE},
+    response_only=True,
+)
+
+
+class SimilarProductsApi(PartnerApiView):
+    @extend_schema(
+        operation_id="similar_products",
+        summary="Products that look like a product",
+        description=docs.RETRY_AFTER_NOTE,
+        tags=["similar items"],
+        parameters=[SimilarQuerySerializer, docs.PRODUCT_ID],
+        responses={200: SimilarToProductSerializer, **docs.SIMILAR_ERRORS},
+        examples=[SIMILAR_EXAMPLE],
+    )
+    def get(self, request: Request, product_id: int) -> Response:
+        return self.similar_response(self.catalog_product(pk=product_id))
+
+
+class SimilarProductsBySkuApi(PartnerApiView):
+    @extend_schema(
+        operation_id="similar_products_by_sku",
+        summary="Products that look like a product, found by SKU",
+        description=docs.RETRY_AFTER_NOTE,
+        tags=["similar items"],
+        parameters=[SimilarQuerySerializer, docs.SKU],
+        responses={200: SimilarToProductSerializer, **docs.SIMILAR_ERRORS},
+        examples=[SIMILAR_EXAMPLE],
+    )
+    def get(self, request: Request, sku: str) -> Response:
+        return self.similar_response(self.catalog_product(sku=sku))
+
+
+class ImageSearchApi(PartnerApiView):
+    parser_classes = [MultiPartParser, JSONParser]
+
+    @extend_schema(
+        operation_id="search_by_image",
+        summary="Products that look like a photo",
+        description="Send the photo as multipart/form-data (field `image`) or as JSON "
+        "(`image_base64`); k, category, min_price, max_price, in_stock and aesthetics_weight "
+        "go in the same body. The photo is not stored. " + docs.RETRY_AFTER_NOTE,
+        tags=["similar items"],
+        request={
+            "multipart/form-data": ImageUploadSerializer,
+            "application/json": ImageBase64Serializer,
+        },
+        responses={
+            200: SimilarResultsSerializer,
+            **docs.SIMILAR_ERRORS,
+            400: docs._error(
+                "Invalid input, or a file that is not an accepted photo.",
+                docs.error_example(
+                    400,
+                    "invalid",
+                    "This file is not an image; send a JPEG, PNG, WebP or GIF photo.",
+                    {"image": ["This file is not an image; send a JPEG, PNG, WebP or GIF photo."]},
+                ),
+            ),
+            415: docs.UNSUPPORTED,
+        },
+        examples=[OpenApiExample("results", value=docs.RESULTS_EXAMPLE, response_only=True)],
+    )
     def post(self, request: Request) -> Response:
-        form = ImageSearchSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
+        image = self._image(request)
+        params = self._params
+        result = _search(
+            lambda: similar_to_image(
+                image,
+                params.get("k") or settings.LOOKALIKE_SIMILAR_K,
+                filters=self.filters(params),
+                aesthetics_weight=params.get("aesthetics_weight"),
+            )
+        )
+        return Response(
+            SimilarResultsSerializer(_results(result), context={"request": request}).data
+        )
+
+    def _image(self, request: Request):
+        if request.content_type.startswith("multipart/"):
+            form = ImageUploadSerializer(data=without_blanks(request.data))
+            form.is_valid(raise_exception=True)
+            decode = lambda: decode_uploaded_file(form.validated_data["image"])  # noqa: E731
+        else:
+            if not isinstance(request.data, dict):
+                raise ValidationError({"non_field_errors": ["Send a JSON object."]})
+            form = ImageBase64Serializer(data=request.data)
+            form.is_valid(raise_exception=True)
+            decode = lambda: decode_upload(form.validated_data["image_base64"])  # noqa: E731
+        self._params = form.validated_data
+        field = "image" if "image" in form.fields else "image_base64"
         try:
-            image = decode_uploaded_file(form.validated_data["image"])
+            return decode()
         except ImageRejected as exc:
-            raise ValidationError({"image": [str(exc)]}) from None
-        k = form.validated_data.get("k") or settings.LOOKALIKE_SIMILAR_K
-        category = form.validated_data.get("category") or None
-        result = _run(lambda: similar_to_image(image, k, filters=SimilarFilters(category=category)))
-        return _results(result, request)
+            raise ValidationError({field: [str(exc)]}) from None
+
+
+class CatalogPagination(PageNumberPagination):
+    page_size = 24
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+class ProductListApi(PartnerApiView, ListAPIView):
+    serializer_class = ProductSerializer
+    pagination_class = CatalogPagination
+
+    @extend_schema(
+        operation_id="products_list",
+        summary="The key's catalog, a page at a time",
+        description="Active products ordered by id. " + docs.RETRY_AFTER_NOTE,
+        tags=["catalog"],
+        parameters=[ProductListQuerySerializer],
+        responses={
+            200: ProductSerializer(many=True),
+            **docs.KEYED_ERRORS,
+            400: docs.BAD_REQUEST,
+            404: docs._error(
+                "There is no such page.", docs.error_example(404, "not_found", "Invalid page.")
+            ),
+        },
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[Product]:
+        query = ProductListQuerySerializer(data=without_blanks(self.request.query_params))
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        products = self.catalog()
+        if params.get("category"):
+            products = products.filter(category__slug=params["category"])
+        if params.get("min_price") is not None:
+            products = products.filter(price__gte=params["min_price"])
+        if params.get("max_price") is not None:
+            products = products.filter(price__lte=params["max_price"])
+        if params.get("in_stock") is not None:
+            products = (
+                products.filter(stock__gt=0) if params["in_stock"] else products.filter(stock=0)
+            )
+        return products.order_by("id")
+
+
+class ProductDetailApi(PartnerApiView):
+    @extend_schema(
+        operation_id="product_detail",
+        summary="One product of the key's catalog",
+        description=docs.RETRY_AFTER_NOTE,
+        tags=["catalog"],
+        parameters=[docs.PRODUCT_ID],
+        responses={200: ProductSerializer, **docs.KEYED_ERRORS, 404: docs.NOT_FOUND},
+        examples=[OpenApiExample("product", value=docs.PRODUCT_EXAMPLE, response_only=True)],
+    )
+    def get(self, request: Request, product_id: int) -> Response:
+        product = self.catalog_product(pk=product_id)
+        return Response(ProductSerializer(product, context={"request": request}).data)
+
+
+class UsageApi(PartnerApiView):
+    @extend_schema(
+        operation_id="usage",
+        summary="Calls made with this key, per day and endpoint",
+        description="Days are UTC. " + docs.RETRY_AFTER_NOTE,
+        tags=["account"],
+        parameters=[UsageQuerySerializer],
+        responses={200: UsageSerializer, **docs.KEYED_ERRORS, 400: docs.BAD_REQUEST},
+    )
+    def get(self, request: Request) -> Response:
+        query = UsageQuerySerializer(data=without_blanks(request.query_params))
+        query.is_valid(raise_exception=True)
+        if not isinstance(request.auth, ApiKey):
+            raise exceptions.NotAuthenticated("Usage is counted per key; send one.")
+        days = query.validated_data["days"]
+        rows = usage_key_rows(request.auth, days=days)
+        return Response(
+            UsageSerializer(
+                {
+                    "key": f"lk_{request.auth.prefix}",
+                    "days": days,
+                    "calls": sum(r["calls"] for r in rows),
+                    "errors": sum(r["errors"] for r in rows),
+                    "usage": rows,
+                }
+            ).data
+        )
+
+
+class HealthApi(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="health",
+        summary="Whether the service can answer similar-item calls",
+        description="Needs no key and counts against no limit.",
+        tags=["account"],
+        auth=[],
+        responses={
+            200: OpenApiResponse(HealthSerializer),
+            500: docs.SERVER_ERROR,
+        },
+        examples=[
+            OpenApiExample(
+                "ok",
+                value={
+                    "status": "ok",
+                    "model": "efficientnet_lite0@1a2b3c4d",
+                    "index_version": 3,
+                    "indexed_products": 429,
+                    "message": "",
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request: Request) -> Response:
+        try:
+            manifest = vector_index.read_manifest(settings.LOOKALIKE_INDEX_DIR)
+            message = "" if manifest else "No index yet; run `python manage.py reindex`."
+        except vector_index.IndexCorrupt as exc:
+            manifest, message = None, str(exc)
+        body = {
+            "status": "ok" if manifest else "degraded",
+            "model": manifest.model_id if manifest else None,
+            "index_version": manifest.version if manifest else None,
+            "indexed_products": manifest.count if manifest else None,
+            "message": message,
+        }
+        return Response(HealthSerializer(body).data)
 
 
 def not_found(request, exception=None):
@@ -125,7 +440,7 @@ def not_found(request, exception=None):
     if request.path.startswith("/api/"):
         body = {
             "code": "not_found",
-            "message": f"There is no API endpoint at {request.path}; see /api/v1/.",
+            "message": f"There is no API endpoint at {request.path}; see /api/docs/.",
             "errors": {},
         }
         return JsonResponse(body, status=404)

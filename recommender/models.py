@@ -27,6 +27,67 @@ class ImageVector(models.Model):
         return np.frombuffer(bytes(self.vector), dtype=np.float32)
 
 
+class ApiKey(models.Model):
+    """A partner's key to one merchant's catalog: a public prefix and a hashed secret."""
+
+    merchant = models.ForeignKey("shop.Merchant", on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, help_text="What the key is for, e.g. 'blog widget'.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    # SHA-256 of the secret. The secret is 240 random bits, so a slow password hash would add
+    # latency to every call and no protection; the secret itself is never stored.
+    secret_hash = models.CharField(max_length=64, editable=False)
+    allowed_origins = models.TextField(
+        blank=True,
+        help_text="Browser origins allowed to call with this key, one a line "
+        "(https://blog.example.com). Empty: server-side use only.",
+    )
+    # None means the site-wide default (settings.LOOKALIKE_API_*).
+    burst_limit = models.PositiveIntegerField(null=True, blank=True)
+    sustained_limit = models.PositiveIntegerField(null=True, blank=True)
+    daily_quota = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} (lk_{self.prefix}_…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @property
+    def origins(self) -> list[str]:
+        return [
+            line.strip().rstrip("/") for line in self.allowed_origins.splitlines() if line.strip()
+        ]
+
+
+class ApiUsage(models.Model):
+    """Calls made with one key on one day (UTC) to one endpoint, and how many failed."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="usage")
+    day = models.DateField()
+    endpoint = models.CharField(max_length=40)
+    calls = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["day", "endpoint"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_key", "day", "endpoint"], name="one_usage_row_per_key_day_endpoint"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.day} {self.endpoint}: {self.calls}"
+
+
 class PhotoScore(models.Model):
     """A photo's aesthetics score: one per (photo content hash, scorer version)."""
 

@@ -1,23 +1,98 @@
-"""API input validation and output shapes."""
+"""Partner API input validation and output shapes (the OpenAPI document is built from these)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+from decimal import Decimal
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from recommender.services import SimilarItem
 from shop.models import Product
 
-
-class SimilarQuerySerializer(serializers.Serializer):
-    k = serializers.IntegerField(min_value=1, max_value=100, required=False)
-    category = serializers.SlugField(required=False, allow_blank=True)
+MAX_PRICE = Decimal("99999999.99")  # Product.price has 10 digits, 2 of them decimals
 
 
-class ImageSearchSerializer(SimilarQuerySerializer):
+def without_blanks(data) -> dict:
+    """Parameters with an empty value count as not given (as HTML forms send them)."""
+    return {name: value for name, value in data.items() if value != ""}
+
+
+@extend_schema_field(
+    {"type": "string", "pattern": r"^[0-9]{1,8}(\.[0-9]{1,2})?$", "example": "49.90"}
+)
+class PriceField(serializers.DecimalField):
+    """A price bound: 0 to 99999999.99, at most two decimals."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(
+            max_digits=10, decimal_places=2, min_value=0, max_value=MAX_PRICE, **kwargs
+        )
+
+
+class PriceRangeSerializer(serializers.Serializer):
+    # A min_price above max_price is not an error: nothing is in that range.
+    category = serializers.SlugField(
+        required=False, help_text="Only products of this category (its slug), e.g. boots."
+    )
+    min_price = PriceField(required=False, help_text="Only products at this price or more.")
+    max_price = PriceField(required=False, help_text="Only products at this price or less.")
+
+
+class SimilarQuerySerializer(PriceRangeSerializer):
+    k = serializers.IntegerField(
+        min_value=1, max_value=100, required=False, help_text="How many products (default 12)."
+    )
+    in_stock = serializers.BooleanField(
+        default=True,
+        help_text="true (default): only products in stock; false: out-of-stock ones too.",
+    )
+    aesthetics_weight = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        help_text="Blend of the aesthetics score into the order: 0 = visual similarity only, "
+        "1 = aesthetics only; omitted = the site's setting.",
+    )
+
+
+class ProductListQuerySerializer(PriceRangeSerializer):
+    in_stock = serializers.BooleanField(
+        required=False,
+        help_text="true: only in stock; false: only out of stock; omitted: all.",
+    )
+
+
+class ImageUploadSerializer(SimilarQuerySerializer):
     image = serializers.FileField(
         allow_empty_file=True,
         help_text="A JPEG, PNG, WebP or GIF photo of the product to look for.",
     )
+
+
+class ImageBase64Serializer(SimilarQuerySerializer):
+    image_base64 = serializers.CharField(
+        trim_whitespace=True,
+        help_text="The photo's bytes in base64 (standard alphabet, no data: prefix needed).",
+    )
+
+    def validate_image_base64(self, value: str) -> bytes:
+        if value.startswith("data:") and "," in value:
+            value = value.split(",", 1)[1]  # a data URL from a browser's FileReader
+        limit = settings.LOOKALIKE_MAX_UPLOAD_BYTES
+        if len(value) > (limit + 2) // 3 * 4 + 4:
+            raise serializers.ValidationError(
+                f"The photo is over the upload limit of {limit} bytes; send a smaller one."
+            )
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise serializers.ValidationError(
+                "This is not base64; encode the photo's bytes with the standard alphabet."
+            ) from None
 
 
 def product_data(product: Product, request) -> dict:
@@ -38,5 +113,103 @@ def product_data(product: Product, request) -> dict:
 
 
 def similar_item_data(item: SimilarItem, request) -> dict:
-    """A product in a similar-items list, with its similarity score (cosine, -1..1)."""
-    return {**product_data(item.product, request), "score": round(item.score, 4)}
+    """A product in a similar-items list with its scores."""
+    return {
+        **product_data(item.product, request),
+        "score": round(item.score, 4),
+        "similarity": round(item.similarity, 4),
+        "aesthetics": None if item.aesthetics is None else round(item.aesthetics, 4),
+    }
+
+
+class ProductSerializer(serializers.Serializer):
+    """A product of the key's catalog."""
+
+    id = serializers.IntegerField(help_text="Stable id of the product.")
+    sku = serializers.CharField(help_text="The merchant's SKU (unique in its catalog).")
+    title = serializers.CharField()
+    price = serializers.DecimalField(max_digits=10, decimal_places=2)
+    currency = serializers.CharField(help_text="ISO 4217 code, e.g. EUR.")
+    category = serializers.CharField()
+    category_slug = serializers.SlugField()
+    in_stock = serializers.BooleanField()
+    image_url = serializers.URLField(help_text="Absolute URL of the photo (JPEG).")
+    thumbnail_url = serializers.URLField(help_text="Absolute URL of a 400 px thumbnail.")
+    product_url = serializers.URLField(help_text="The product's page in the shop.")
+
+    def to_representation(self, instance: Product) -> dict:
+        return product_data(instance, self.context["request"])
+
+
+class SimilarItemSerializer(ProductSerializer):
+    score = serializers.FloatField(help_text="The final ordering score (higher first).")
+    similarity = serializers.FloatField(help_text="Visual similarity: cosine, -1..1.")
+    aesthetics = serializers.FloatField(
+        allow_null=True, help_text="Aesthetics score 0..1, or null where none is computed."
+    )
+
+    def to_representation(self, instance: SimilarItem) -> dict:
+        return similar_item_data(instance, self.context["request"])
+
+
+class SimilarResultsSerializer(serializers.Serializer):
+    model = serializers.CharField(help_text="The embedding model (backbone@weights).")
+    index_version = serializers.IntegerField(help_text="Version of the index searched.")
+    count = serializers.IntegerField()
+    results = SimilarItemSerializer(many=True)
+
+
+class SimilarToProductSerializer(SimilarResultsSerializer):
+    product = ProductSerializer(help_text="The product the results look like.")
+
+
+class FieldErrorsField(serializers.DictField):
+    child = serializers.ListField(child=serializers.CharField())
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every 4xx and 5xx answer of the API."""
+
+    code = serializers.CharField(help_text="Machine-readable, e.g. invalid_api_key.")
+    message = serializers.CharField(help_text="For people: what went wrong and what to do.")
+    errors = FieldErrorsField(help_text="Messages per input field (400 only; else {}).")
+
+
+class LimitSerializer(serializers.Serializer):
+    name = serializers.ChoiceField(choices=["burst", "sustained", "daily"])
+    calls = serializers.IntegerField(help_text="Calls allowed per window.")
+    window_seconds = serializers.IntegerField()
+    retry_after = serializers.IntegerField(help_text="Seconds until a call is allowed again.")
+
+
+class RateLimitErrorSerializer(ErrorSerializer):
+    limit = LimitSerializer(help_text="Which limit was exceeded.")
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["ok", "degraded"], help_text="degraded: no usable index (similar items fail)."
+    )
+    model = serializers.CharField(allow_null=True)
+    index_version = serializers.IntegerField(allow_null=True)
+    indexed_products = serializers.IntegerField(allow_null=True)
+    message = serializers.CharField(help_text="What is wrong when degraded; else empty.")
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    days = serializers.IntegerField(min_value=1, max_value=90, default=30)
+
+
+class UsageDaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    endpoint = serializers.CharField(help_text="similar, similar-by-sku, image-search, ...")
+    calls = serializers.IntegerField()
+    errors = serializers.IntegerField(help_text="Calls answered with a 4xx or 5xx.")
+
+
+class UsageSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="The calling key's public prefix.")
+    days = serializers.IntegerField()
+    calls = serializers.IntegerField(help_text="Total over the period.")
+    errors = serializers.IntegerField()
+    usage = UsageDaySerializer(many=True, help_text="Per day and endpoint, newest first.")

@@ -1,10 +1,21 @@
+"""The partner API, version 1 (mounted at /api/v1/)."""
+
 from django.urls import path
 
-from recommender.apis import ImageSearchApi, SimilarProductsApi
+from recommender import apis
 
 app_name = "api"
 
 urlpatterns = [
-    path("products/<int:product_id>/similar/", SimilarProductsApi.as_view(), name="similar"),
-    path("search/image/", ImageSearchApi.as_view(), name="image-search"),
+    path("health/", apis.HealthApi.as_view(), name="health"),
+    path("products/", apis.ProductListApi.as_view(), name="products"),
+    path("products/<int:product_id>/", apis.ProductDetailApi.as_view(), name="product"),
+    path("products/<int:product_id>/similar/", apis.SimilarProductsApi.as_view(), name="similar"),
+    path(
+        "products/sku/<str:sku>/similar/",
+        apis.SimilarProductsBySkuApi.as_view(),
+        name="similar-by-sku",
+    ),
+    path("search/image/", apis.ImageSearchApi.as_view(), name="image-search"),
+    path("usage/", apis.UsageApi.as_view(), name="usage"),
 ]

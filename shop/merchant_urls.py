@@ -1,7 +1,7 @@
 from django.urls import path
 
 from recommender.aesthetics import views as aesthetics_views
-from shop import import_views, merchant_views
+from shop import api_key_views, import_views, merchant_views
 
 app_name = "merchant"
 
@@ -14,5 +14,9 @@ urlpatterns = [
     path("import/", import_views.import_page, name="import"),
     path("imports/<int:pk>/", import_views.import_job_detail, name="import-job"),
     path("imports/<int:pk>/status/", import_views.import_job_status, name="import-job-status"),
+    path("api-keys/", api_key_views.api_keys, name="api-keys"),
+    path("api-keys/<int:key_id>/revoke/", api_key_views.api_key_revoke_view, name="api-key-revoke"),
+    path("api-usage/", api_key_views.api_usage, name="api-usage"),
+    path("api-usage.json", api_key_views.api_usage_json, name="api-usage-json"),
     path("photos/", aesthetics_views.photo_quality, name="photo-quality"),
 ]

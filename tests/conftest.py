@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,15 @@ def _isolated_files(request, tmp_path: Path):
     settings.LOOKALIKE_WEIGHTS_DOWNLOAD = False
     reset_backbone_choice()
     services._readers.clear()
+    # Rate-limit counters are keyed by key id, and ids repeat after a rollback: start afresh.
+    from django.core.cache import cache
+
+    from recommender import usage
+
+    cache.clear()
+    # Usage is written at once in tests (a later flush would land in another test's database).
+    settings.LOOKALIKE_API_USAGE_FLUSH_SECONDS = 0
+    usage._pending.clear()
     yield
     services._readers.clear()
 
@@ -78,3 +90,83 @@ def small_catalog(db, tmp_path: Path):
     products_embed(ids)
     index_rebuild()
     return list(Product.objects.filter(pk__in=ids).select_related("category"))
+
+
+@pytest.fixture
+def api_key(small_catalog):
+    """A key to the small catalog's merchant; its full text is `api_key.full_key`."""
+    from recommender.keys import api_key_create
+
+    return api_key_create(merchant=small_catalog[0].merchant, name="tests")
+
+
+@pytest.fixture
+def api(api_key):
+    """A test client that sends the key with every call."""
+    from django.test import Client
+
+    return Client(headers={"Authorization": f"Bearer {api_key.full_key}"})
+
+
+REDIS_URL = "redis://127.0.0.1:6379/3"  # database 3 is this test suite's
+
+
+def ensure_redis() -> None:
+    """Start the local Redis when it is down (tests that need it never skip)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+        return
+    except redis.ConnectionError:
+        pass
+    subprocess.run(
+        ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
+         "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
+         "--logfile", "/var/log/redis/ci.log"],
+        check=True,
+    )  # fmt: skip
+    for _ in range(50):
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError("Redis did not start on 127.0.0.1:6379")
+
+
+@pytest.fixture
+def redis_cache(settings):
+    """Django's cache on Redis (database 3) under a prefix of this test's own."""
+    import redis
+
+    ensure_redis()
+    prefix = f"lookalike-test-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": prefix,
+        }
+    }
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"{prefix}:*"):
+        client.delete(key)
+
+
+@pytest.fixture
+def merchant(db):
+    """A merchant with an empty catalog (for tests that need no products or index)."""
+    from shop.models import Merchant
+
+    return Merchant.objects.create(name="Empty shoes", slug="empty-shoes")
+
+
+@pytest.fixture
+def bare_key(merchant):
+    """A key to the empty catalog."""
+    from recommender.keys import api_key_create
+
+    return api_key_create(merchant=merchant, name="bare")

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('recommender', '0001_initial'),
+        ('recommender', '0002_api_keys'),
     ]
 
     operations = [
