@@ -227,6 +227,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 LOOKALIKE_EMBED_QUEUE = env_str("LOOKALIKE_EMBED_QUEUE", "embedding")
 CELERY_TASK_ROUTES = {
     "recommender.tasks.embed_products": {"queue": LOOKALIKE_EMBED_QUEUE},
+    "recommender.tasks.score_photos": {"queue": LOOKALIKE_EMBED_QUEUE},
 }
 LOOKALIKE_RECONCILE_SECONDS = env_int("LOOKALIKE_RECONCILE_SECONDS", 900, minimum=10)
 CELERY_BEAT_SCHEDULE = {

@@ -40,10 +40,27 @@ def embed_products(product_ids: list[int]) -> dict:
         report.embedded += one.embedded
         report.reused += one.reused
         report.failed.update(one.failed)
-    photos_score(product_ids)
     logger.info("Embedded products %s: %s", product_ids[:10], report.as_dict())
     sync_index.delay(product_ids)
+    # Scoring photo quality costs more than embedding; as a task of its own it never delays
+    # a product's appearance in similar items (an unscored photo ranks as the median).
+    score_photos.delay(product_ids)
     return report.as_dict()
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=5,
+    soft_time_limit=900,
+    time_limit=1200,
+)
+def score_photos(product_ids: list[int]) -> dict[str, int]:
+    """Score these products' photos with the live aesthetics scorer (skipping scored ones)."""
+    return photos_score(product_ids)
 
 
 @shared_task(
