@@ -113,7 +113,8 @@ class ImageSearchApi(APIView):
             raise ValidationError({"image": [str(exc)]}) from None
         k = form.validated_data.get("k") or settings.LOOKALIKE_SIMILAR_K
         category = form.validated_data.get("category") or None
-        result = _run(lambda: similar_to_image(image, k, category=category))
+        box = form.validated_data.get("box")
+        result = _run(lambda: similar_to_image(image, k, category=category, box=box))
         return _results(result, request)
 
 

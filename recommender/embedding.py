@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from embeddings import Extractor, load_extractor, resolve_backbone_name
+from embeddings.pipeline import Pipeline, PipelineConfig, load_pipeline, parse_backbones
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,33 @@ def current_extractor() -> Extractor:
     choice = backbone_choice()
     return load_extractor(
         choice.name,
+        weights_file=choice.weights_file,
+        device=settings.LOOKALIKE_DEVICE,
+        precision=settings.LOOKALIKE_PRECISION,
+        download=settings.LOOKALIKE_WEIGHTS_DOWNLOAD,
+    )
+
+
+def pipeline_config() -> PipelineConfig:
+    """The retrieval pipeline configured by the LOOKALIKE_* settings."""
+    backbones = ((backbone_choice().name, 1.0), *parse_backbones(settings.LOOKALIKE_ENSEMBLE))
+    return PipelineConfig(
+        backbones=backbones,
+        crop=settings.LOOKALIKE_CROP,
+        pooling=settings.LOOKALIKE_POOLING,
+        mirror=settings.LOOKALIKE_MIRROR,
+        colour_weight=settings.LOOKALIKE_COLOUR_WEIGHT,
+        whiten_dims=settings.LOOKALIKE_WHITEN_DIMS,
+        head_weight=settings.LOOKALIKE_HEAD_WEIGHT,
+        suppress_background=settings.LOOKALIKE_SUPPRESS_BACKGROUND,
+    )
+
+
+def current_pipeline() -> Pipeline:
+    """The configured pipeline: its model id keys stored vectors and the index."""
+    choice = backbone_choice()
+    return load_pipeline(
+        pipeline_config(),
         weights_file=choice.weights_file,
         device=settings.LOOKALIKE_DEVICE,
         precision=settings.LOOKALIKE_PRECISION,

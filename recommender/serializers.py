@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from embeddings.preprocess import parse_box
 from recommender.services import SimilarItem
 from shop.models import Product
 
@@ -18,6 +19,20 @@ class ImageSearchSerializer(SimilarQuerySerializer):
         allow_empty_file=True,
         help_text="A JPEG, PNG, WebP or GIF photo of the product to look for.",
     )
+    box = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        help_text="Optional crop 'left,top,right,bottom' as shares (0..1) of the photo.",
+    )
+
+    def validate_box(self, value: str):
+        if not value.strip():
+            return None
+        try:
+            return parse_box(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 def product_data(product: Product, request) -> dict:

@@ -12,9 +12,11 @@ from django.conf import settings
 from django.db import transaction
 from PIL import Image
 
+from embeddings.preprocess import crop_box
 from recommender import index as vector_index
-from recommender.embedding import current_extractor
+from recommender.embedding import current_pipeline
 from recommender.models import ImageVector
+from recommender.postprocessing import postprocessor_fit, serving_postprocessor
 from shop.images import open_stored
 from shop.models import EmbeddingStatus, Product
 
@@ -55,7 +57,7 @@ def products_embed(
     progress: Callable[[int], None] | None = None,
 ) -> EmbedReport:
     """Store a vector for each product photo that lacks one for the current model."""
-    extractor = current_extractor()
+    extractor = current_pipeline()
     products = list(Product.objects.filter(pk__in=product_ids))
     report = EmbedReport()
     known = set(
@@ -121,14 +123,19 @@ _readers_lock = threading.Lock()
 
 def index_rebuild() -> vector_index.Manifest:
     """Write a new index version holding every active product with a current vector."""
-    extractor = current_extractor()
+    extractor = current_pipeline()
     directory = settings.LOOKALIKE_INDEX_DIR
     directory.mkdir(parents=True, exist_ok=True)
     with vector_index.writer_lock(directory):
-        ids, xb = _active_vectors(extractor.model_id, extractor.backbone.dim)
-        index = vector_index.build_index(ids, xb, dim=extractor.backbone.dim)
+        ids, xb = _active_vectors(extractor.model_id, extractor.dim)
+        post = postprocessor_fit(extractor, ids, xb)
+        index = vector_index.build_index(ids, post.apply(xb), dim=post.output_dim(extractor.dim))
         manifest = vector_index.save_index(
-            index, directory, model_id=extractor.model_id, weights_id=extractor.weights_id
+            index,
+            directory,
+            model_id=extractor.model_id,
+            weights_id=extractor.weights_id,
+            postprocessor=None if post.is_identity else post.to_bytes(),
         )
     # Other processes notice the new manifest within the check interval; this one at once.
     for reader in _readers.values():
@@ -152,7 +159,7 @@ def _active_vectors(model_id: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 def serving_index() -> tuple[object, vector_index.Manifest]:
     """The current index for this process, reloaded when a new version is written."""
-    model_id = current_extractor().model_id
+    model_id = current_pipeline().model_id
     key = (str(settings.LOOKALIKE_INDEX_DIR), model_id)
     with _readers_lock:
         reader = _readers.get(key)
@@ -168,7 +175,7 @@ def serving_index() -> tuple[object, vector_index.Manifest]:
 
 def product_vector(product: Product) -> np.ndarray:
     """The stored vector of a product's photo, embedding it now if it has none yet."""
-    extractor = current_extractor()
+    extractor = current_pipeline()
     row = ImageVector.objects.filter(
         image_hash=product.image_hash, model_id=extractor.model_id
     ).first()
@@ -191,14 +198,23 @@ def similar_to_product(product_id: int, k: int, *, category: str | None = None) 
     return _similar(product_vector(product), k, category=category, exclude={product.pk})
 
 
-def similar_to_image(image: Image.Image, k: int, *, category: str | None = None) -> SimilarResult:
-    """Products that look like a photo (an upload: nothing is stored)."""
-    xq = current_extractor().embed([image])[0]
+def similar_to_image(
+    image: Image.Image,
+    k: int,
+    *,
+    category: str | None = None,
+    box: tuple[float, float, float, float] | None = None,
+) -> SimilarResult:
+    """Products that look like a photo (an upload: nothing is stored), optionally cropped."""
+    if box is not None:
+        image = crop_box(image, box)
+    xq = current_pipeline().embed_query([image])[0]
     return _similar(xq, k, category=category, exclude=set())
 
 
 def _similar(xq: np.ndarray, k: int, *, category: str | None, exclude: set[int]) -> SimilarResult:
     index, manifest = serving_index()
+    xq = serving_postprocessor(manifest).apply(xq)
     if index.ntotal == 0:
         return SimilarResult([], manifest.model_id, manifest.version)
     n = min(index.ntotal, k * 4 + len(exclude) + 8)

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from recommender.embedding import backbone_choice, current_extractor
+from recommender.embedding import backbone_choice, current_pipeline
 from recommender.services import index_rebuild, products_embed
 from shop.services import demo_catalog_load, demo_rows
 
@@ -51,9 +51,10 @@ class Command(BaseCommand):
         choice = backbone_choice()
         if choice.name != "resnet50":
             self.stdout.write(self.style.WARNING(f"Backbone: {choice.reason}"))
-        extractor = current_extractor()
+        pipeline = current_pipeline()
+        extractor = pipeline.extractors[0]
         self.stdout.write(
-            f"Embedding with {extractor.model_id} on {extractor.device} ({extractor.precision})"
+            f"Embedding with {pipeline.model_id} on {extractor.device} ({extractor.precision})"
         )
         started = time.perf_counter()
         with tqdm(total=len(ids), desc="Embedding photos", unit="photo") as bar:
