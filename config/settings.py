@@ -175,12 +175,13 @@ LOOKALIKE_EMBED_BATCH_SIZE = env_int("LOOKALIKE_EMBED_BATCH_SIZE", 32, minimum=1
 # Retrieval pipeline (docs/evaluation.md measures each choice; the defaults are the best found).
 # Extra backbones for a weighted ensemble, "name:weight,..." (the main backbone has weight 1).
 LOOKALIKE_ENSEMBLE = env_str("LOOKALIKE_ENSEMBLE", "")
-LOOKALIKE_CROP = env_choice("LOOKALIKE_CROP", "letterbox", ("letterbox", "centre"))
-LOOKALIKE_POOLING = env_choice("LOOKALIKE_POOLING", "gem", ("avg", "gem", "multi"))
+LOOKALIKE_CROP = env_choice("LOOKALIKE_CROP", "centre", ("letterbox", "centre"))
+LOOKALIKE_POOLING = env_choice("LOOKALIKE_POOLING", "multi", ("avg", "gem", "multi"))
 LOOKALIKE_MIRROR = env_bool("LOOKALIKE_MIRROR", True)
 LOOKALIKE_COLOUR_WEIGHT = env_float("LOOKALIKE_COLOUR_WEIGHT", 0.0, below=1.0)
-LOOKALIKE_WHITEN_DIMS = env_int("LOOKALIKE_WHITEN_DIMS", 0)
-LOOKALIKE_HEAD_WEIGHT = env_float("LOOKALIKE_HEAD_WEIGHT", 0.0, below=1.0)
+LOOKALIKE_WHITEN_DIMS = env_int("LOOKALIKE_WHITEN_DIMS", 256)
+LOOKALIKE_HEAD_WEIGHT = env_float("LOOKALIKE_HEAD_WEIGHT", 0.5, below=1.0)
+LOOKALIKE_QUERY_HEAD_WEIGHT = env_float("LOOKALIKE_QUERY_HEAD_WEIGHT", 0.0, below=1.0)
 LOOKALIKE_SUPPRESS_BACKGROUND = env_bool("LOOKALIKE_SUPPRESS_BACKGROUND", True)
 LOOKALIKE_INDEX_DIR = Path(env_str("LOOKALIKE_INDEX_DIR", str(VAR_DIR / "index")))
 # How often (seconds) a web process looks for a newer index version on disk.

@@ -91,7 +91,7 @@ def _label_metrics(pipeline, post, xb, gallery_labels, queries, query_labels) ->
 def _shopper_metrics(pipeline, post, xb, gallery, limit, seed) -> dict:
     chosen = shopper_sample(len(gallery), limit, seed)
     photos = shopper_photos([gallery[i] for i in chosen], seed=seed)
-    xq = post.apply(pipeline.embed_query(photos))
+    xq = post.apply(pipeline.embed_query(photos), pipeline.config.query_head_weight)
     I = top_k(xq, xb, 10)
     return {
         "queries": len(chosen),

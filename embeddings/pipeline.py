@@ -39,12 +39,14 @@ class PipelineConfig:
     """Every choice that changes the vectors; its key is part of the model id."""
 
     backbones: tuple[tuple[str, float], ...] = (("efficientnet_lite0", 1.0),)
-    crop: str = "letterbox"
-    pooling: str = "gem"
+    crop: str = "centre"
+    pooling: str = "multi"
     mirror: bool = True
     colour_weight: float = 0.0
-    whiten_dims: int = 0
-    head_weight: float = 0.0
+    whiten_dims: int = 256
+    head_weight: float = 0.5
+    # Share of the head in an uploaded photo's query: 0 looks for the very product.
+    query_head_weight: float = 0.0
     suppress_background: bool = True
 
     def __post_init__(self) -> None:
@@ -54,7 +56,8 @@ class PipelineConfig:
             raise ValueError(f"Unknown pooling {self.pooling!r}; use one of {', '.join(POOLINGS)}.")
         if not self.backbones or any(w <= 0 for _, w in self.backbones):
             raise ValueError("Give at least one backbone, each with a positive weight.")
-        if not 0 <= self.colour_weight < 1 or not 0 <= self.head_weight < 1:
+        weights = (self.colour_weight, self.head_weight, self.query_head_weight)
+        if not all(0 <= w < 1 for w in weights):
             raise ValueError("Colour and head weights are shares of the score: 0 <= w < 1.")
 
     def key(self) -> str:
@@ -65,7 +68,7 @@ class PipelineConfig:
             "mir" if self.mirror else "",
             f"col{self.colour_weight:g}" if self.colour_weight else "",
             f"w{self.whiten_dims}" if self.whiten_dims else "",
-            f"h{self.head_weight:g}" if self.head_weight else "",
+            f"h{self.head_weight:g}q{self.query_head_weight:g}" if self.head_weight else "",
             "bg" if self.suppress_background else "",
         ]
         return ".".join(p for p in parts if p)

@@ -49,8 +49,12 @@ class PostProcessor:
         base = self.whitening.shape[1] if self.whitening is not None else dim
         return base + (self.head.shape[1] if self.head is not None else 0)
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """Map raw pipeline vectors (n, d) to searchable unit vectors."""
+    def apply(self, x: np.ndarray, head_weight: float | None = None) -> np.ndarray:
+        """Map raw pipeline vectors (n, d) to searchable unit vectors.
+
+        head_weight overrides the fitted share of the head for these vectors: a query with 0
+        is ranked by the base part alone (the same product, not only the same category).
+        """
         x = np.atleast_2d(np.asarray(x, np.float32))
         base = x if self.whitening is None else l2n((x - self.mean) @ self.whitening)
         if self.head is None:
@@ -58,7 +62,14 @@ class PostProcessor:
         # Weighted concatenation: cosine = (1 - w) * base cosine + w * head cosine.
         projected = l2n(x @ self.head)
         w = self.head_weight
-        return l2n(np.hstack([np.sqrt(1 - w) * base, np.sqrt(w) * projected]))
+        if head_weight is None or head_weight == w:
+            return l2n(np.hstack([np.sqrt(1 - w) * base, np.sqrt(w) * projected]))
+        # A query with its own head share, scaled so that a catalog vector equal to it
+        # still scores 1: scores stay cosines the shopper can read as "% alike".
+        v = head_weight
+        scale = np.sqrt((1 - v) * (1 - w)) + np.sqrt(v * w)
+        query = np.hstack([np.sqrt(1 - v) * base, np.sqrt(v) * projected])
+        return (l2n(query) / scale).astype(np.float32)
 
     def to_bytes(self) -> bytes:
         """Serialise as an .npz file's bytes."""

@@ -25,7 +25,7 @@ def shopper_photo(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     if rng.random() < 0.5:
         product = product.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     product = product.convert("RGBA").rotate(
-        float(rng.uniform(-20, 20)), resample=Image.Resampling.BICUBIC, expand=True
+        float(rng.uniform(-12, 12)), resample=Image.Resampling.BICUBIC, expand=True
     )
     photo = _on_background(product, rng)
     photo = _relight(photo, rng)
@@ -40,9 +40,9 @@ def shopper_photos(images: list[Image.Image], seed: int = 0) -> list[Image.Image
 
 
 def _crop_and_zoom(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    # The shopper frames the product loosely: 75-95 % of each side stays in view.
+    # The shopper frames the product loosely: 85-100 % of each side stays in view.
     width, height = image.size
-    keep_w, keep_h = rng.uniform(0.75, 0.95, size=2)
+    keep_w, keep_h = rng.uniform(0.85, 1.0, size=2)
     left = rng.uniform(0, 1 - keep_w) * width
     top = rng.uniform(0, 1 - keep_h) * height
     return image.crop((int(left), int(top), int(left + keep_w * width), int(top + keep_h * height)))
@@ -87,7 +87,7 @@ def _relight(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
     photo = ImageEnhance.Brightness(photo).enhance(rng.uniform(0.6, 1.4))
     photo = ImageEnhance.Contrast(photo).enhance(rng.uniform(0.6, 1.3))
     # A warm or cold cast, as under tungsten light or in shade.
-    cast = np.array([rng.uniform(0.8, 1.2), 1.0, rng.uniform(0.8, 1.2)], np.float32)
+    cast = np.array([rng.uniform(0.9, 1.1), 1.0, rng.uniform(0.9, 1.1)], np.float32)
     pixels = np.asarray(photo, np.float32) * cast
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 

@@ -65,6 +65,7 @@ def pipeline_config() -> PipelineConfig:
         colour_weight=settings.LOOKALIKE_COLOUR_WEIGHT,
         whiten_dims=settings.LOOKALIKE_WHITEN_DIMS,
         head_weight=settings.LOOKALIKE_HEAD_WEIGHT,
+        query_head_weight=settings.LOOKALIKE_QUERY_HEAD_WEIGHT,
         suppress_background=settings.LOOKALIKE_SUPPRESS_BACKGROUND,
     )
 

@@ -208,13 +208,22 @@ def similar_to_image(
     """Products that look like a photo (an upload: nothing is stored), optionally cropped."""
     if box is not None:
         image = crop_box(image, box)
-    xq = current_pipeline().embed_query([image])[0]
-    return _similar(xq, k, category=category, exclude=set())
+    pipeline = current_pipeline()
+    xq = pipeline.embed_query([image])[0]
+    head_weight = pipeline.config.query_head_weight
+    return _similar(xq, k, category=category, exclude=set(), head_weight=head_weight)
 
 
-def _similar(xq: np.ndarray, k: int, *, category: str | None, exclude: set[int]) -> SimilarResult:
+def _similar(
+    xq: np.ndarray,
+    k: int,
+    *,
+    category: str | None,
+    exclude: set[int],
+    head_weight: float | None = None,
+) -> SimilarResult:
     index, manifest = serving_index()
-    xq = serving_postprocessor(manifest).apply(xq)
+    xq = serving_postprocessor(manifest).apply(xq, head_weight)
     if index.ntotal == 0:
         return SimilarResult([], manifest.model_id, manifest.version)
     n = min(index.ntotal, k * 4 + len(exclude) + 8)

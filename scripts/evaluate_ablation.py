@@ -3,7 +3,7 @@
     python scripts/evaluate_ablation.py [--clothing ../shared/data/clothing-small-cc0]
 
 Backbone features are cached under var/eval-cache, so a second run only redoes what changed.
-Writes docs/evaluation.json and docs/evaluation.png and prints the Markdown table.
+Writes docs/evaluation.json; `--report` then draws docs/evaluation.png and prints the table.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ def variants() -> dict[str, PipelineConfig]:
     gem = r(NAIVE, pooling="gem")
     mirror = r(gem, mirror=True)
     bg = r(mirror, suppress_background=True)
+    multi = r(bg, pooling="multi")
+    whiten = r(multi, whiten_dims=256)
     return {
         "naive: lite0, centre crop, avg": NAIVE,
         "naive, letterbox instead of centre crop": r(NAIVE, crop="letterbox"),
@@ -45,11 +47,12 @@ def variants() -> dict[str, PipelineConfig]:
         "+ GeM": gem,
         "+ mirror averaging": mirror,
         "+ background suppression (query)": bg,
-        "+ colour 0.15": r(bg, colour_weight=0.15),
-        "+ PCA whitening 256": r(bg, whiten_dims=256),
-        "+ projection head 0.5": r(bg, head_weight=0.5),
-        "+ whitening 256 + head 0.5": r(bg, whiten_dims=256, head_weight=0.5),
-        "ensemble lite0+lite1 (GeM, mirror, bg)": r(bg, backbones=LITE01),
+        "+ multi-layer GeM": multi,
+        "+ PCA whitening 256": whiten,
+        "+ colour 0.15": r(whiten, colour_weight=0.15),
+        "+ head 0.5 (uploads without head) = default": r(whiten, head_weight=0.5),
+        "default, uploads with head 0.5": r(whiten, head_weight=0.5, query_head_weight=0.5),
+        "ensemble lite0+lite1 (multi, mirror, bg)": r(multi, backbones=LITE01),
     }
 
 
@@ -60,9 +63,15 @@ def main() -> None:
     parser.add_argument("--shopper-limit", type=int, default=300)
     parser.add_argument("--only", nargs="*", help="names of variants to run")
     parser.add_argument("--datasets", nargs="*", default=["shoes", "clothing"])
+    parser.add_argument("--report", action="store_true", help="only print the table, plot")
     parser.add_argument("--out", default=str(ROOT / "docs/evaluation.json"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.report:
+        results = _previous(args.out)
+        plot(results, Path(args.out).with_suffix(".png"))
+        print(table(results))
+        return
 
     clothing = Path(args.clothing)
     g_paths, g_labels = load_folders([clothing / "train", clothing / "validation"])
@@ -93,6 +102,59 @@ def main() -> None:
         results[name] = row
         print(json.dumps(row), flush=True)
         Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+def table(results: dict) -> str:
+    """The Markdown table of docs/evaluation.md."""
+    lines = [
+        "| variant | clothing P@1 | P@5 | P@10 | mAP@10 | shopper R@1 | R@10 "
+        "| shoes P@1 | P@5 | P@10 | mAP@10 | shopper R@1 | R@10 | catalog img/s | upload img/s |",
+        "|---" * 15 + "|",
+    ]
+    for name, row in results.items():
+        cells = [name]
+        for dataset in ("clothing", "shoes"):
+            r = row.get(dataset)
+            if r is None:
+                cells += ["-"] * 6
+                continue
+            cells += [f"{r[m]:.3f}" for m in ("precision@1", "precision@5", "precision@10")]
+            cells += [f"{r['map@10']:.3f}"]
+            cells += [f"{r['shopper']['recall@1']:.3f}", f"{r['shopper']['recall@10']:.3f}"]
+        cells += [f"{row['catalog_img_per_s']:.1f}", f"{row['query_img_per_s']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    """Grouped bars: clothing P@10 and shopper Recall@1 on both sets, per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    names = list(results)
+    series = {
+        "clothing P@10": [results[n].get("clothing", {}).get("precision@10", 0) for n in names],
+        "clothing shopper R@1": [
+            results[n].get("clothing", {}).get("shopper", {}).get("recall@1", 0) for n in names
+        ],
+        "shoes shopper R@1": [results[n]["shoes"]["shopper"]["recall@1"] for n in names],
+    }
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    width = 0.27
+    for i, (label, values) in enumerate(series.items()):
+        ax.bar([x + (i - 1) * width for x in range(len(names))], values, width, label=label)
+    ax.axhline(0.85, color="grey", lw=0.8, ls="--")
+    ax.axhline(0.90, color="grey", lw=0.8, ls=":")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Retrieval quality per pipeline variant (docs/evaluation.md)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _previous(path: str) -> dict:

@@ -99,7 +99,7 @@ def test_learned_post_processing_is_saved_and_used_with_its_index(small_catalog,
     # when
     manifest = index_rebuild()
     # then the manifest names its post-processing file and the vectors are 8 + 4 categories
-    assert manifest.model_id.endswith(".w8.h0.5.bg")
+    assert manifest.model_id.endswith("cc.multi.mir.w8.h0.5q0.bg")
     assert manifest.postprocessor == f"post-{manifest.version:06d}.npz"
     assert manifest.dim == 8 + 4
     data = vector_index.read_postprocessor(settings.LOOKALIKE_INDEX_DIR, manifest)
