@@ -90,10 +90,14 @@ VAR_DIR = Path(env_str("LOOKALIKE_VAR_DIR", str(BASE_DIR / "var")))
 # The embedded defaults (SQLite, media, index) all live here; create it on first use.
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
+# "production" turns on the production defaults (Redis broker, a required SECRET_KEY).
+PRODUCTION = env_choice("LOOKALIKE_ENV", "development", ("development", "production")) == (
+    "production"
+)
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
-    if not DEBUG and env_bool("LOOKALIKE_REQUIRE_SECRET_KEY", False):
+    if not DEBUG and (PRODUCTION or env_bool("LOOKALIKE_REQUIRE_SECRET_KEY", False)):
         raise ImproperlyConfigured("Set SECRET_KEY to a long random string in production.")
     SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
 ALLOWED_HOSTS = [h for h in env_str("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
@@ -146,6 +150,11 @@ DATABASES = {
         env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'lookalike.sqlite3'}")
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Wait for a lock rather than fail when a worker process writes at the same time, and
+    # give tests a database file (not memory) that a separate worker process can open.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30}
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-lookalike.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -189,13 +198,36 @@ LOOKALIKE_INDEX_CHECK_INTERVAL = float(env_str("LOOKALIKE_INDEX_CHECK_INTERVAL",
 LOOKALIKE_SIMILAR_K = env_int("LOOKALIKE_SIMILAR_K", 12, minimum=1)
 LOOKALIKE_PAGE_SIZE = env_int("LOOKALIKE_PAGE_SIZE", 24, minimum=1)
 
-# Celery: with no broker configured, tasks run in-process so the demo needs nothing else.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
+# Celery: production uses Redis; in development with no broker configured, tasks run
+# in-process so the demo needs nothing else.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0" if PRODUCTION else "")
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+# A task is acknowledged when done, and goes back to the queue if its worker dies.
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Unacknowledged tasks of a worker that vanished are redelivered after this many seconds.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)
+}
+if env_str("CELERY_BROKER_KEY_PREFIX", ""):
+    # Several deployments (or test runs) can share one Redis without taking each other's tasks.
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = env_str("CELERY_BROKER_KEY_PREFIX", "")
+CELERY_TASK_DEFAULT_QUEUE = "default"
+# Embedding has a queue of its own, so GPU hosts can run workers that consume only it.
+LOOKALIKE_EMBED_QUEUE = env_str("LOOKALIKE_EMBED_QUEUE", "embedding")
+CELERY_TASK_ROUTES = {
+    "recommender.tasks.embed_products": {"queue": LOOKALIKE_EMBED_QUEUE},
+}
+LOOKALIKE_RECONCILE_SECONDS = env_int("LOOKALIKE_RECONCILE_SECONDS", 900, minimum=10)
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-index": {
+        "task": "recommender.tasks.reconcile_index",
+        "schedule": float(LOOKALIKE_RECONCILE_SECONDS),
+    },
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -224,3 +256,23 @@ LOGGING = {
 
 # The demo serves photos from Django itself; behind a real web server, turn this off.
 LOOKALIKE_SERVE_MEDIA = env_bool("LOOKALIKE_SERVE_MEDIA", True)
+
+# Merchants sign in with Django accounts; the dashboard is under /merchant/.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "merchant:dashboard"
+LOGOUT_REDIRECT_URL = "shop:catalog"
+
+# Catalog imports. Uploads wait in each job's own folder here until the job has run; keep it
+# out of MEDIA_ROOT (served to everyone) and, with separate workers, on storage they share.
+LOOKALIKE_IMPORT_DIR = Path(env_str("LOOKALIKE_IMPORT_DIR", str(VAR_DIR / "imports")))
+LOOKALIKE_IMPORT_MAX_UPLOAD_BYTES = env_int(
+    "LOOKALIKE_IMPORT_MAX_UPLOAD_BYTES", 500_000_000, minimum=1
+)
+LOOKALIKE_IMPORT_MAX_ROWS = env_int("LOOKALIKE_IMPORT_MAX_ROWS", 50_000, minimum=1)
+LOOKALIKE_IMPORT_MAX_ZIP_ENTRIES = env_int("LOOKALIKE_IMPORT_MAX_ZIP_ENTRIES", 20_000, minimum=1)
+LOOKALIKE_IMPORT_MAX_ZIP_BYTES = env_int("LOOKALIKE_IMPORT_MAX_ZIP_BYTES", 2_000_000_000, minimum=1)
+LOOKALIKE_IMPORT_MAX_ZIP_RATIO = env_int("LOOKALIKE_IMPORT_MAX_ZIP_RATIO", 100, minimum=1)
+# Rows saved per transaction; each batch's new photos go to the embedder as one task.
+LOOKALIKE_IMPORT_BATCH_SIZE = env_int("LOOKALIKE_IMPORT_BATCH_SIZE", 100, minimum=1)
+# "Many photos at once" sends one form field per photo; Django's default stops at 100.
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("LOOKALIKE_IMPORT_MAX_FILES", 1000, minimum=1)

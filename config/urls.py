@@ -8,6 +8,8 @@ from django.views.static import serve
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("merchant/", include("shop.merchant_urls")),
     path("api/v1/", include("recommender.urls")),
     path("", include("shop.urls")),
 ]

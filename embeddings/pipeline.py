@@ -118,6 +118,16 @@ class Pipeline:
         return f"{backbones}/{self.config.key()}"
 
     @property
+    def device(self):
+        """Where the (first) backbone runs."""
+        return self.extractors[0].device
+
+    @property
+    def precision(self) -> str:
+        """Arithmetic of the (first) backbone."""
+        return self.extractors[0].precision
+
+    @property
     def dim(self) -> int:
         """Dimension of the stored (raw) vectors."""
         per_backbone = [self._pooled_dim(e) for e in self.extractors]

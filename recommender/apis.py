@@ -23,6 +23,7 @@ from recommender.serializers import (
 )
 from recommender.services import (
     ProductNotEmbedded,
+    SimilarFilters,
     SimilarResult,
     similar_to_image,
     similar_to_product,
@@ -95,7 +96,9 @@ class SimilarProductsApi(APIView):
         product = product_get(product_id)
         if product is None:
             raise NotFound(f"There is no product with id {product_id}.")
-        result = _run(lambda: similar_to_product(product.pk, k, category=category))
+        result = _run(
+            lambda: similar_to_product(product.pk, k, filters=SimilarFilters(category=category))
+        )
         return _results(result, request, product=product_data(product, request))
 
 
@@ -114,7 +117,8 @@ class ImageSearchApi(APIView):
         k = form.validated_data.get("k") or settings.LOOKALIKE_SIMILAR_K
         category = form.validated_data.get("category") or None
         box = form.validated_data.get("box")
-        result = _run(lambda: similar_to_image(image, k, category=category, box=box))
+        filters = SimilarFilters(category=category)
+        result = _run(lambda: similar_to_image(image, k, filters=filters, box=box))
         return _results(result, request)
 
 

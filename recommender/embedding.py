@@ -42,16 +42,9 @@ def backbone_choice() -> BackboneChoice:
         return _choice
 
 
-def current_extractor() -> Extractor:
-    """The loaded extractor for the configured backbone."""
-    choice = backbone_choice()
-    return load_extractor(
-        choice.name,
-        weights_file=choice.weights_file,
-        device=settings.LOOKALIKE_DEVICE,
-        precision=settings.LOOKALIKE_PRECISION,
-        download=settings.LOOKALIKE_WEIGHTS_DOWNLOAD,
-    )
+def current_extractor() -> Pipeline:
+    """The configured retrieval pipeline (backbones + settings): what embeds photos now."""
+    return current_pipeline()
 
 
 def pipeline_config() -> PipelineConfig:
@@ -87,3 +80,40 @@ def reset_backbone_choice() -> None:
     global _choice
     with _lock:
         _choice = None
+
+
+class ModelUnavailable(Exception):
+    """The index was built with a model this process cannot load."""
+
+
+def extractor_for(model_id: str) -> Extractor:
+    """The extractor that makes vectors with this model id (the serving index's model)."""
+    configured = current_extractor()
+    if configured.model_id == model_id:
+        return configured
+    if "/" in model_id:
+        # Another pipeline configuration: its settings are not recoverable from the id.
+        raise ModelUnavailable(
+            f"The index was built with {model_id}, another retrieval configuration than the "
+            f"configured {configured.model_id}; run `python manage.py reindex`."
+        )
+    # The index may still be on a previous plain backbone while a reindex runs.
+    name = model_id.split("@", 1)[0]
+    try:
+        extractor = load_extractor(
+            name,
+            device=settings.LOOKALIKE_DEVICE,
+            precision=settings.LOOKALIKE_PRECISION,
+            download=settings.LOOKALIKE_WEIGHTS_DOWNLOAD,
+        )
+    except Exception as exc:  # unknown name, weights missing: the operator must reindex
+        raise ModelUnavailable(
+            f"The index was built with {model_id}, which this process cannot load ({exc}); "
+            "run `python manage.py reindex` to rebuild it with the configured backbone."
+        ) from exc
+    if extractor.model_id != model_id:
+        raise ModelUnavailable(
+            f"The index was built with {model_id}, but these weights give {extractor.model_id}; "
+            "run `python manage.py reindex`."
+        )
+    return extractor

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from PIL import Image
 
+from embeddings import Extractor
 from embeddings.preprocess import crop_box
 from recommender import index as vector_index
-from recommender.embedding import current_pipeline
+from recommender.embedding import ModelUnavailable, current_extractor, extractor_for
 from recommender.models import ImageVector
 from recommender.postprocessing import postprocessor_fit, serving_postprocessor
 from shop.images import open_stored
@@ -38,9 +42,41 @@ class EmbedReport:
 
 
 @dataclass(frozen=True)
+class SimilarFilters:
+    """Which products may appear in a similar-items list (applied from the database)."""
+
+    category: str | None = None
+    merchant_id: int | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    in_stock: bool = True
+
+    def apply(self, products: QuerySet[Product]) -> QuerySet[Product]:
+        """These filters on a queryset of active products."""
+        if self.in_stock:
+            products = products.filter(stock__gt=0)
+        if self.category:
+            products = products.filter(category__slug=self.category)
+        if self.merchant_id is not None:
+            products = products.filter(merchant_id=self.merchant_id)
+        if self.min_price is not None:
+            products = products.filter(price__gte=self.min_price)
+        if self.max_price is not None:
+            products = products.filter(price__lte=self.max_price)
+        return products
+
+
+NO_FILTERS = SimilarFilters()
+
+
+@dataclass(frozen=True)
 class SimilarItem:
+    """A product in a similar-items list: final score orders the list."""
+
     product: Product
     score: float
+    similarity: float
+    aesthetics: float | None = None
 
 
 @dataclass(frozen=True)
@@ -55,9 +91,10 @@ def products_embed(
     *,
     batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
+    extractor: Extractor | None = None,
 ) -> EmbedReport:
-    """Store a vector for each product photo that lacks one for the current model."""
-    extractor = current_pipeline()
+    """Store a vector for each product photo that lacks one for this (default: current) model."""
+    extractor = extractor or current_extractor()
     products = list(Product.objects.filter(pk__in=product_ids))
     report = EmbedReport()
     known = set(
@@ -121,12 +158,16 @@ _readers: dict[tuple[str, str], vector_index.IndexReader] = {}
 _readers_lock = threading.Lock()
 
 
-def index_rebuild() -> vector_index.Manifest:
-    """Write a new index version holding every active product with a current vector."""
-    extractor = current_pipeline()
+def index_rebuild(*, lock: bool = True) -> vector_index.Manifest:
+    """Write a new index version holding every active product with a current vector.
+
+    Learned post-processing (whitening, projection head) is refitted on these vectors and
+    saved with the version. ``lock=False`` is for callers that already hold the writer lock.
+    """
+    extractor = current_extractor()
     directory = settings.LOOKALIKE_INDEX_DIR
     directory.mkdir(parents=True, exist_ok=True)
-    with vector_index.writer_lock(directory):
+    with vector_index.writer_lock(directory) if lock else contextlib.nullcontext():
         ids, xb = _active_vectors(extractor.model_id, extractor.dim)
         post = postprocessor_fit(extractor, ids, xb)
         index = vector_index.build_index(ids, post.apply(xb), dim=post.output_dim(extractor.dim))
@@ -158,29 +199,36 @@ def _active_vectors(model_id: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def serving_index() -> tuple[object, vector_index.Manifest]:
-    """The current index for this process, reloaded when a new version is written."""
-    model_id = current_pipeline().model_id
-    key = (str(settings.LOOKALIKE_INDEX_DIR), model_id)
+    """The current index for this process, reloaded when a new version is written.
+
+    The index decides the model: during a model upgrade the previous version keeps serving
+    (with its own model for queries) until the new one is complete.
+    """
+    key = str(settings.LOOKALIKE_INDEX_DIR)
     with _readers_lock:
         reader = _readers.get(key)
         if reader is None:
             reader = vector_index.IndexReader(
                 settings.LOOKALIKE_INDEX_DIR,
-                expected_model_id=model_id,
                 check_interval=settings.LOOKALIKE_INDEX_CHECK_INTERVAL,
             )
             _readers[key] = reader
-    return reader.current()
+    index, manifest = reader.current()
+    try:
+        extractor_for(manifest.model_id)
+    except ModelUnavailable as exc:
+        raise vector_index.IndexMismatch(str(exc)) from exc
+    return index, manifest
 
 
-def product_vector(product: Product) -> np.ndarray:
-    """The stored vector of a product's photo, embedding it now if it has none yet."""
-    extractor = current_pipeline()
+def product_vector(product: Product, model_id: str | None = None) -> np.ndarray:
+    """The stored vector of a product's photo for a model, embedding it now if it has none."""
+    extractor = extractor_for(model_id) if model_id else current_extractor()
     row = ImageVector.objects.filter(
         image_hash=product.image_hash, model_id=extractor.model_id
     ).first()
     if row is None:
-        products_embed([product.pk])
+        products_embed([product.pk], extractor=extractor)
         row = ImageVector.objects.filter(
             image_hash=product.image_hash, model_id=extractor.model_id
         ).first()
@@ -192,44 +240,70 @@ def product_vector(product: Product) -> np.ndarray:
     return row.as_array()
 
 
-def similar_to_product(product_id: int, k: int, *, category: str | None = None) -> SimilarResult:
+def similar_to_product(
+    product_id: int,
+    k: int,
+    *,
+    filters: SimilarFilters = NO_FILTERS,
+    aesthetics_weight: float | None = None,
+) -> SimilarResult:
     """Products that look like this one; raises Product.DoesNotExist for unknown ids."""
     product = Product.objects.get(pk=product_id, is_active=True)
-    return _similar(product_vector(product), k, category=category, exclude={product.pk})
+    index, manifest = serving_index()
+    xq = product_vector(product, manifest.model_id)
+    return _similar(
+        (index, manifest), xq, k, filters=filters, exclude={product.pk}, weight=aesthetics_weight
+    )
 
 
 def similar_to_image(
     image: Image.Image,
     k: int,
     *,
-    category: str | None = None,
+    filters: SimilarFilters = NO_FILTERS,
+    aesthetics_weight: float | None = None,
     box: tuple[float, float, float, float] | None = None,
 ) -> SimilarResult:
     """Products that look like a photo (an upload: nothing is stored), optionally cropped."""
     if box is not None:
         image = crop_box(image, box)
-    pipeline = current_pipeline()
-    xq = pipeline.embed_query([image])[0]
-    head_weight = pipeline.config.query_head_weight
-    return _similar(xq, k, category=category, exclude=set(), head_weight=head_weight)
+    index, manifest = serving_index()
+    extractor = extractor_for(manifest.model_id)
+    xq = extractor.embed_query([image])[0]
+    config = getattr(extractor, "config", None)
+    return _similar(
+        (index, manifest),
+        xq,
+        k,
+        filters=filters,
+        exclude=set(),
+        weight=aesthetics_weight,
+        head_weight=config.query_head_weight if config else None,
+    )
 
 
 def _similar(
+    serving: tuple[object, vector_index.Manifest],
     xq: np.ndarray,
     k: int,
     *,
-    category: str | None,
+    filters: SimilarFilters,
     exclude: set[int],
+    weight: float | None,
     head_weight: float | None = None,
 ) -> SimilarResult:
-    index, manifest = serving_index()
+    # The weight is the aesthetics blend (0 = similarity only; None = the setting). The
+    # ranker reorders the top visual candidates; until it exists, similarity alone orders.
+    del weight
+    index, manifest = serving
+    # Stored vectors are raw; the index holds them through its version's learned maps.
     xq = serving_postprocessor(manifest).apply(xq, head_weight)
     if index.ntotal == 0:
         return SimilarResult([], manifest.model_id, manifest.version)
     n = min(index.ntotal, k * 4 + len(exclude) + 8)
     while True:
         D, I = vector_index.search(index, xq, n)
-        items = _keep_available(D[0], I[0], category, exclude)
+        items = _keep_available(D[0], I[0], filters, exclude)
         # Filters can drop many candidates; widen the search until k survive or none remain.
         if len(items) >= k or n >= index.ntotal:
             return SimilarResult(items[:k], manifest.model_id, manifest.version)
@@ -237,20 +311,18 @@ def _similar(
 
 
 def _keep_available(
-    scores: np.ndarray, ids: np.ndarray, category: str | None, exclude: set[int]
+    scores: np.ndarray, ids: np.ndarray, filters: SimilarFilters, exclude: set[int]
 ) -> list[SimilarItem]:
     # Stock and activity are read from the database, so a product that sells out or is
     # removed disappears at once, before the index is rebuilt.
-    candidates = Product.objects.filter(
-        pk__in=[int(i) for i in ids if i >= 0 and int(i) not in exclude],
-        is_active=True,
-        stock__gt=0,
+    candidates = filters.apply(
+        Product.objects.filter(
+            pk__in=[int(i) for i in ids if i >= 0 and int(i) not in exclude], is_active=True
+        )
     ).select_related("category")
-    if category:
-        candidates = candidates.filter(category__slug=category)
     by_id = {p.pk: p for p in candidates}
     return [
-        SimilarItem(by_id[int(i)], float(s))
+        SimilarItem(by_id[int(i)], score=float(s), similarity=float(s))
         for s, i in zip(scores, ids, strict=True)
         if int(i) in by_id
     ]

@@ -1,4 +1,8 @@
-"""Celery tasks. They take ids, re-fetch, and do nothing twice."""
+"""Celery tasks. They take ids, re-fetch, and do nothing twice.
+
+Embedding goes to its own queue (``LOOKALIKE_EMBED_QUEUE``) so GPU hosts can consume only
+that; index writes and reconcile go to the default queue, next to the index files.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,19 @@ import logging
 
 from celery import shared_task
 from django.db import DatabaseError
+from kombu.exceptions import OperationalError as BrokerError
 
-from recommender import services
+from recommender import indexing, services
 
 logger = logging.getLogger(__name__)
+
+TRANSIENT = (DatabaseError, OSError, BrokerError)
 
 
 @shared_task(
     acks_late=True,
-    autoretry_for=(DatabaseError, OSError),
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
     retry_backoff=True,
     retry_backoff_max=300,
     max_retries=5,
@@ -22,9 +30,52 @@ logger = logging.getLogger(__name__)
     time_limit=1200,
 )
 def embed_products(product_ids: list[int]) -> dict:
-    """Embed these products' photos (skipping ones already done) and refresh the index."""
-    report = services.products_embed(product_ids)
-    if report.embedded or report.reused:
-        services.index_rebuild()
+    """Embed these products' photos for every model in use, then update the index."""
+    report = services.EmbedReport()
+    for extractor in indexing.embedding_models():
+        # Unreadable photos are recorded as failed on the product, never retried.
+        one = services.products_embed(product_ids, extractor=extractor)
+        report.embedded += one.embedded
+        report.reused += one.reused
+        report.failed.update(one.failed)
     logger.info("Embedded products %s: %s", product_ids[:10], report.as_dict())
+    sync_index.delay(product_ids)
     return report.as_dict()
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(*TRANSIENT, TimeoutError),
+    retry_backoff=True,
+    retry_backoff_max=120,
+    max_retries=8,
+    soft_time_limit=600,
+    time_limit=900,
+)
+def sync_index(changed_ids: list[int] | None = None) -> dict:
+    """Apply pending adds, updates and removals to the index as one new version."""
+    report = indexing.index_sync(changed_ids)
+    return {
+        "added": report.added,
+        "removed": report.removed,
+        "updated": report.updated,
+        "version": report.version,
+    }
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=3000, time_limit=3600)
+def reconcile_index() -> dict:
+    """The periodic repair: embed what lacks a vector, fix missing and stale index entries."""
+    report = indexing.index_reconcile()
+    logger.info("Reconcile: %s", report.as_dict())
+    return report.as_dict()
+
+
+@shared_task(
+    acks_late=True, reject_on_worker_lost=True, soft_time_limit=6 * 3600, time_limit=6 * 3600 + 600
+)
+def reindex() -> dict:
+    """Build a complete index for the configured model, then switch to it."""
+    manifest = indexing.index_reindex()
+    return {"version": manifest.version, "model": manifest.model_id, "count": manifest.count}

@@ -28,7 +28,14 @@ from embeddings.evaluation import (  # noqa: E402
 )
 from embeddings.pipeline import PipelineConfig, load_pipeline  # noqa: E402
 
-NAIVE = PipelineConfig(crop="centre", pooling="avg", mirror=False, suppress_background=False)
+NAIVE = PipelineConfig(
+    crop="centre",
+    pooling="avg",
+    mirror=False,
+    suppress_background=False,
+    whiten_dims=0,
+    head_weight=0.0,
+)
 LITE01 = (("efficientnet_lite0", 1.0), ("efficientnet_lite1", 1.0))
 
 
@@ -68,7 +75,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.report:
-        results = _previous(args.out)
+        previous = _previous(args.out)
+        results = {name: previous[name] for name in variants() if name in previous}
         plot(results, Path(args.out).with_suffix(".png"))
         print(table(results))
         return
@@ -83,9 +91,9 @@ def main() -> None:
     cache = DiskFeatureCache(ROOT / "var/eval-cache")
     sample = data["shoes"][0][:32]
     results = _previous(args.out)
-    for name, config in variants().items():
-        if args.only and name not in args.only:
-            continue
+    # --only also sets the order: cheap rows (shared backbone passes) can come first.
+    for name in args.only or list(variants()):
+        config = variants()[name]
         row = {"variant": name, "config": dataclasses.asdict(config)}
         pipeline = load_pipeline(config, cache=cache)
         for dataset, (gallery, labels, queries, query_labels) in data.items():

@@ -5,7 +5,8 @@ from shop.models import Category, Merchant, Product
 
 @admin.register(Merchant)
 class MerchantAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "created_at"]
+    list_display = ["name", "slug", "user", "created_at"]
+    raw_id_fields = ["user"]
     prepopulated_fields = {"slug": ["name"]}
 
 

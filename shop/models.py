@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
@@ -9,6 +10,14 @@ from django.urls import reverse
 class Merchant(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
+    # The account that signs in to manage this catalog (none for catalogs run by operators).
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="merchant",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -88,3 +97,48 @@ class Product(models.Model):
         from django.core.files.storage import default_storage
 
         return default_storage.url(self.thumbnail)
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    FINISHED = "finished", "Finished"
+    FAILED = "failed", "Failed"
+
+
+class ImportJob(models.Model):
+    """One catalog import: its files, progress counts and the report of rows that failed."""
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="imports")
+    status = models.CharField(
+        max_length=10, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
+    # As the merchant named them; the files themselves live in the job's own folder.
+    file_names = models.JSONField(default=list)
+    # A batch of photos has no CSV: these fill in what the file names cannot say.
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL)
+    default_price = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    default_stock = models.PositiveIntegerField(null=True, blank=True)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_valid = models.PositiveIntegerField(default=0)
+    rows_parsed = models.PositiveIntegerField(default=0)
+    rows_failed = models.PositiveIntegerField(default=0)
+    products_created = models.PositiveIntegerField(default=0)
+    products_updated = models.PositiveIntegerField(default=0)
+    # [{"row", "field", "message", "sku"}, ...] for every row that was not imported.
+    errors = models.JSONField(default=list)
+    product_ids = models.JSONField(default=list)
+    # Why the whole import was refused (a hostile ZIP, a CSV that is not UTF-8, ...).
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} ({self.merchant}, {self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("merchant:import-job", args=[self.pk])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet
 
-from shop.models import Category, Product
+from shop.models import Category, EmbeddingStatus, Merchant, Product
 
 
 def product_list(*, query: str = "", category_slug: str = "") -> QuerySet[Product]:
@@ -31,3 +31,22 @@ def category_list() -> QuerySet[Category]:
 def product_get(product_id: int) -> Product | None:
     """An active product by id, or None."""
     return Product.objects.filter(pk=product_id, is_active=True).select_related("category").first()
+
+
+def merchant_for_user(user) -> Merchant | None:
+    """The merchant catalog a signed-in account manages, or None."""
+    if not user.is_authenticated:
+        return None
+    return Merchant.objects.filter(user=user).first()
+
+
+def merchant_product_list(
+    merchant: Merchant, *, query: str = "", status: str = ""
+) -> QuerySet[Product]:
+    """All of one merchant's products (active or not), newest changes first."""
+    products = Product.objects.filter(merchant=merchant).select_related("category")
+    for word in query.split()[:8]:
+        products = products.filter(Q(title__icontains=word) | Q(sku__icontains=word))
+    if status in EmbeddingStatus.values:
+        products = products.filter(embedding_status=status)
+    return products.order_by("-updated_at", "-id")

@@ -17,6 +17,7 @@ from embeddings.preprocess import crop_box
 from recommender import index as vector_index
 from recommender.services import (
     ProductNotEmbedded,
+    SimilarFilters,
     SimilarResult,
     similar_to_image,
     similar_to_product,
@@ -48,7 +49,7 @@ def catalog(request: HttpRequest) -> HttpResponse:
 
 def _similar_or_error(product: Product, k: int, category: str | None = None):
     try:
-        return similar_to_product(product.pk, k, category=category), ""
+        return similar_to_product(product.pk, k, filters=SimilarFilters(category=category)), ""
     except (*INDEX_ERRORS, ProductNotEmbedded) as exc:
         logger.warning("Similar items for %s unavailable: %s", product.pk, exc)
         return None, UNAVAILABLE.format(exc)
@@ -92,9 +93,8 @@ def photo_search(request: HttpRequest) -> HttpResponse:
     shown = crop_box(image, box) if box else image
     context = {"form": PhotoSearchForm(), "query_photo": _data_uri(shown), "searched": True}
     try:
-        result: SimilarResult = similar_to_image(
-            image, 24, category=form.cleaned_data.get("category") or None, box=box
-        )
+        filters = SimilarFilters(category=form.cleaned_data.get("category") or None)
+        result: SimilarResult = similar_to_image(image, 24, filters=filters, box=box)
         context["result"] = result
     except INDEX_ERRORS as exc:
         context["error"] = UNAVAILABLE.format(exc)

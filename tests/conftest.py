@@ -13,7 +13,7 @@ DEMO_DIR = REPO / "demo_catalog"
 
 @pytest.fixture(autouse=True)
 def _isolated_files(request, tmp_path: Path):
-    """Point media and the index at a temp dir and use the offline backbone."""
+    """Point media, the index and imports at a temp dir and use the offline backbone."""
     if not request.config.pluginmanager.has_plugin("django"):
         yield
         return
@@ -23,6 +23,7 @@ def _isolated_files(request, tmp_path: Path):
 
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.LOOKALIKE_INDEX_DIR = tmp_path / "index"
+    settings.LOOKALIKE_IMPORT_DIR = tmp_path / "imports"
     settings.LOOKALIKE_BACKBONE = "efficientnet_lite0"
     settings.LOOKALIKE_WEIGHTS_DOWNLOAD = False
     reset_backbone_choice()

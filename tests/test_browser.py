@@ -261,3 +261,67 @@ def test_shopper_journey(browser, live_server, small_catalog, tmp_path):
     # The first screen only: the whole page at 2x is a ~6000 px tall, multi-MB picture.
     _screenshot(phone, "product-mobile.png", full_page=False)
     assert not phone_errors, phone_errors
+
+
+def test_merchant_imports_a_catalog(browser, live_server, small_catalog, tmp_path):
+    """Sign in -> upload a CSV + ZIP -> the progress bar reaches 100 % -> products in the shop."""
+    import zipfile
+
+    from django.contrib.auth import get_user_model
+    from playwright.sync_api import expect
+
+    from tests.conftest import pick_rows
+    from tests.shop.catalogfiles import csv_bytes, row
+
+    # given: the shop's merchant with a sign-in, and a catalog of five new shoes (photos
+    # from the demo catalog that the shop does not sell yet) plus one row with a bad category
+    merchant = small_catalog[0].merchant
+    merchant.user = get_user_model().objects.create_user("merchant", password="lookalike-demo")
+    merchant.save()
+    selling = {p.sku for p in small_catalog}
+    new = [r for r in pick_rows(6, ("sneakers", "boots")) if r["sku"] not in selling][:5]
+    assert len(new) == 5
+    lines = [row(r["sku"], r["image"], title=r["title"], category=r["category"]) for r in new]
+    lines.append(row("LK-NEW-9", new[0]["image"], category="Wellies"))
+    (tmp_path / "catalog.csv").write_bytes(csv_bytes(lines))
+    with zipfile.ZipFile(tmp_path / "photos.zip", "w") as archive:
+        for r in new:
+            archive.write(DEMO_IMAGES / r["image"], f"photos/{r['image']}")
+    page, js_errors = _new_page(browser, viewport=DESKTOP)
+
+    # 1. Sign in and open the import page from the merchant menu.
+    page.goto(live_server.url + "/merchant/")
+    page.get_by_label("Username").fill("merchant")
+    page.get_by_label("Password").fill("lookalike-demo")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Your catalog")).to_be_visible()
+    page.get_by_test_id("import-link").click()
+    expect(page.get_by_role("heading", name="Import a catalog")).to_be_visible()
+
+    # 2. Upload the CSV and the ZIP; the job page's bar is kept current by polling.
+    page.set_input_files("#id_csv_file", str(tmp_path / "catalog.csv"))
+    page.set_input_files("#id_zip_file", str(tmp_path / "photos.zip"))
+    with page.expect_response(lambda r: r.url.endswith("/status/")) as status:
+        page.get_by_test_id("import-button").click()
+    expect(page).to_have_url(re.compile(r"/merchant/imports/\d+/$"))
+    assert status.value.json()["done"]
+    bar = page.get_by_test_id("import-progress")
+    expect(bar).to_have_attribute("aria-valuenow", "100", timeout=60_000)
+    expect(page.locator("[data-field=percent]")).to_have_text("100 %")
+    expect(page.locator("[data-field=photos_embedded]")).to_have_text("5")
+    expect(page.locator("[data-field=products_created]")).to_have_text("5")
+    expect(page.get_by_test_id("rows-failed")).to_have_text("1")
+    failures = page.get_by_test_id("failure-rows").locator("tr")
+    expect(failures).to_have_count(1)
+    expect(failures.first).to_contain_text("unknown category 'Wellies'")
+    _screenshot(page, "import.png")
+
+    # 3. The new shoes are in the shop, each with look-alikes.
+    page.goto(live_server.url + "/")
+    grid = page.get_by_test_id("catalog-grid")
+    expect(grid.locator("article.card")).to_have_count(12 + 5)
+    for r in new:
+        expect(grid.get_by_role("link", name=r["title"], exact=True)).to_be_visible()
+    grid.get_by_role("link", name=new[0]["title"], exact=True).click()
+    expect(page.get_by_test_id("similar-rail").locator("article.card").first).to_be_visible()
+    assert not js_errors, js_errors

@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from recommender import index as vector_index
 from recommender.models import ImageVector
 from recommender.services import (
+    SimilarFilters,
     index_rebuild,
     products_embed,
     similar_to_image,
@@ -67,7 +68,7 @@ def test_out_of_stock_and_inactive_products_disappear_before_the_index_changes(
 
 def test_a_category_filter_is_honoured(small_catalog) -> None:
     query = next(p for p in small_catalog if p.category.slug == "boots")
-    result = similar_to_product(query.pk, k=10, category="sandals")
+    result = similar_to_product(query.pk, k=10, filters=SimilarFilters(category="sandals"))
     assert [item.product.category.slug for item in result.items] == ["sandals"] * 3
 
 

@@ -12,9 +12,17 @@ from tqdm import tqdm
 
 from recommender.embedding import backbone_choice, current_pipeline
 from recommender.services import index_rebuild, products_embed
-from shop.services import demo_catalog_load, demo_rows
+from shop.services import (
+    DEMO_MERCHANT,
+    demo_catalog_load,
+    demo_rows,
+    merchant_account_ensure,
+    merchant_get_or_create,
+)
 
 DEMO_DIR = Path(settings.BASE_DIR) / "demo_catalog"
+# The demo merchant's sign-in, printed at start; a demo runs on a laptop, not on the internet.
+DEMO_LOGIN = ("merchant", "lookalike-demo")
 
 
 class Command(BaseCommand):
@@ -37,6 +45,11 @@ class Command(BaseCommand):
                 f"model {manifest.model_id}, dimension {manifest.dim}. "
                 f"Demo ready in {time.perf_counter() - started:.1f} s."
             )
+        )
+        merchant_account_ensure(merchant_get_or_create(*DEMO_MERCHANT), *DEMO_LOGIN)
+        self.stdout.write(
+            f"Merchant dashboard: http://{addrport}/merchant/ "
+            f"(user {DEMO_LOGIN[0]!r}, password {DEMO_LOGIN[1]!r})"
         )
         if not no_serve:
             self.stdout.write(f"Serving the shop on http://{addrport}/ (Ctrl+C to stop)")
