@@ -90,7 +90,7 @@ def _label_metrics(pipeline, post, xb, gallery_labels, queries, query_labels) ->
 
 def _shopper_metrics(pipeline, post, xb, gallery, limit, seed) -> dict:
     chosen = shopper_sample(len(gallery), limit, seed)
-    photos = shopper_photos([gallery[i] for i in chosen], seed=seed)
+    photos = _shopper_photos(gallery, chosen, seed)
     xq = post.apply(pipeline.embed_query(photos), pipeline.config.query_head_weight)
     I = top_k(xq, xb, 10)
     return {
@@ -99,6 +99,19 @@ def _shopper_metrics(pipeline, post, xb, gallery, limit, seed) -> dict:
         "recall@1": round(metrics.recall_at_k(I, chosen, 1), 4),
         "recall@10": round(metrics.recall_at_k(I, chosen, 10), 4),
     }
+
+
+_shopper_memo: dict[tuple, tuple[Sequence[Image.Image], list[Image.Image]]] = {}
+
+
+def _shopper_photos(gallery: Sequence[Image.Image], chosen: np.ndarray, seed: int) -> list:
+    # Ablations score many variants on one gallery: make its shopper photos once.
+    key = (id(gallery), seed, chosen.tobytes())
+    if key not in _shopper_memo or _shopper_memo[key][0] is not gallery:
+        if len(_shopper_memo) >= 4:
+            _shopper_memo.clear()
+        _shopper_memo[key] = (gallery, shopper_photos([gallery[i] for i in chosen], seed=seed))
+    return _shopper_memo[key][1]
 
 
 def shopper_sample(n: int, limit: int | None, seed: int) -> np.ndarray:

@@ -44,7 +44,7 @@ class PipelineConfig:
     mirror: bool = True
     colour_weight: float = 0.0
     whiten_dims: int = 256
-    head_weight: float = 0.5
+    head_weight: float = 0.7
     # Share of the head in an uploaded photo's query: 0 looks for the very product.
     query_head_weight: float = 0.0
     suppress_background: bool = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 
@@ -86,26 +86,31 @@ class ModelUnavailable(Exception):
     """The index was built with a model this process cannot load."""
 
 
-def extractor_for(model_id: str) -> Extractor:
+def extractor_for(model_id: str) -> Extractor | Pipeline:
     """The extractor that makes vectors with this model id (the serving index's model)."""
     configured = current_extractor()
     if configured.model_id == model_id:
         return configured
-    if "/" in model_id:
-        # Another pipeline configuration: its settings are not recoverable from the id.
+    # The index may still be on a previous backbone while a reindex runs: the same pipeline
+    # settings (the part after "/") on that backbone; ids without "/" are plain backbones.
+    backbone_id, _, key = model_id.partition("/")
+    config = pipeline_config()
+    if key and (key != config.key() or backbone_id.startswith("ensemble")):
         raise ModelUnavailable(
             f"The index was built with {model_id}, another retrieval configuration than the "
             f"configured {configured.model_id}; run `python manage.py reindex`."
         )
-    # The index may still be on a previous plain backbone while a reindex runs.
-    name = model_id.split("@", 1)[0]
+    name = backbone_id.split("@", 1)[0]
+    options = {
+        "device": settings.LOOKALIKE_DEVICE,
+        "precision": settings.LOOKALIKE_PRECISION,
+        "download": settings.LOOKALIKE_WEIGHTS_DOWNLOAD,
+    }
     try:
-        extractor = load_extractor(
-            name,
-            device=settings.LOOKALIKE_DEVICE,
-            precision=settings.LOOKALIKE_PRECISION,
-            download=settings.LOOKALIKE_WEIGHTS_DOWNLOAD,
-        )
+        if key:
+            extractor = load_pipeline(replace(config, backbones=((name, 1.0),)), **options)
+        else:
+            extractor = load_extractor(name, **options)
     except Exception as exc:  # unknown name, weights missing: the operator must reindex
         raise ModelUnavailable(
             f"The index was built with {model_id}, which this process cannot load ({exc}); "

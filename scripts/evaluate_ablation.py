@@ -57,8 +57,9 @@ def variants() -> dict[str, PipelineConfig]:
         "+ multi-layer GeM": multi,
         "+ PCA whitening 256": whiten,
         "+ colour 0.15": r(whiten, colour_weight=0.15),
-        "+ head 0.5 (uploads without head) = default": r(whiten, head_weight=0.5),
-        "default, uploads with head 0.5": r(whiten, head_weight=0.5, query_head_weight=0.5),
+        "+ head 0.5 (uploads without head)": r(whiten, head_weight=0.5),
+        "head 0.5, uploads with head 0.5 too": r(whiten, head_weight=0.5, query_head_weight=0.5),
+        "+ head 0.7 (uploads without head) = default": r(whiten, head_weight=0.7),
         "ensemble lite0+lite1 (multi, mirror, bg)": r(multi, backbones=LITE01),
     }
 

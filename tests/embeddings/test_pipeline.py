@@ -13,7 +13,7 @@ from embeddings.postprocess import PostProcessor, fit_postprocessor
 from embeddings.preprocess import crop_box, parse_box
 from tests.conftest import DEMO_DIR, pick_rows
 
-BASE = PipelineConfig(mirror=False, suppress_background=False)
+BASE = PipelineConfig(pooling="gem", mirror=False, suppress_background=False)
 
 
 def demo_photo(category: str, nth: int = 0) -> Image.Image:
