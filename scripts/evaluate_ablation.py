@@ -60,6 +60,7 @@ def variants() -> dict[str, PipelineConfig]:
         "+ head 0.5 (uploads without head)": r(whiten, head_weight=0.5),
         "head 0.5, uploads with head 0.5 too": r(whiten, head_weight=0.5, query_head_weight=0.5),
         "+ head 0.7 (uploads without head) = default": r(whiten, head_weight=0.7),
+        "default without whitening": r(multi, head_weight=0.7),
         "ensemble lite0+lite1 (multi, mirror, bg)": r(multi, backbones=LITE01),
     }
 
