@@ -42,6 +42,21 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
     return number
 
 
+def env_float(name: str, default: float, minimum: float = 0.0, below: float | None = None) -> float:
+    """A number setting in [minimum, below)."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+    if not number >= minimum or (below is not None and not number < below):
+        bound = f"at least {minimum:g}" + (f" and below {below:g}" if below is not None else "")
+        raise ImproperlyConfigured(f"{name}={number:g} must be {bound}.")
+    return number
+
+
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     """A setting that must be one of a few values."""
     value = os.environ.get(name, default)
@@ -184,6 +199,17 @@ LOOKALIKE_WEIGHTS_DOWNLOAD = env_bool("LOOKALIKE_WEIGHTS_DOWNLOAD", True)
 LOOKALIKE_DEVICE = env_str("LOOKALIKE_DEVICE", "auto")
 LOOKALIKE_PRECISION = env_choice("LOOKALIKE_PRECISION", "auto", ("auto", "fp32", "bf16", "fp16"))
 LOOKALIKE_EMBED_BATCH_SIZE = env_int("LOOKALIKE_EMBED_BATCH_SIZE", 32, minimum=1)
+# Retrieval pipeline (docs/evaluation.md measures each choice; the defaults are the best found).
+# Extra backbones for a weighted ensemble, "name:weight,..." (the main backbone has weight 1).
+LOOKALIKE_ENSEMBLE = env_str("LOOKALIKE_ENSEMBLE", "")
+LOOKALIKE_CROP = env_choice("LOOKALIKE_CROP", "centre", ("letterbox", "centre"))
+LOOKALIKE_POOLING = env_choice("LOOKALIKE_POOLING", "multi", ("avg", "gem", "multi"))
+LOOKALIKE_MIRROR = env_bool("LOOKALIKE_MIRROR", True)
+LOOKALIKE_COLOUR_WEIGHT = env_float("LOOKALIKE_COLOUR_WEIGHT", 0.0, below=1.0)
+LOOKALIKE_WHITEN_DIMS = env_int("LOOKALIKE_WHITEN_DIMS", 256)
+LOOKALIKE_HEAD_WEIGHT = env_float("LOOKALIKE_HEAD_WEIGHT", 0.7, below=1.0)
+LOOKALIKE_QUERY_HEAD_WEIGHT = env_float("LOOKALIKE_QUERY_HEAD_WEIGHT", 0.0, below=1.0)
+LOOKALIKE_SUPPRESS_BACKGROUND = env_bool("LOOKALIKE_SUPPRESS_BACKGROUND", True)
 LOOKALIKE_INDEX_DIR = Path(env_str("LOOKALIKE_INDEX_DIR", str(VAR_DIR / "index")))
 # How often (seconds) a web process looks for a newer index version on disk.
 LOOKALIKE_INDEX_CHECK_INTERVAL = float(env_str("LOOKALIKE_INDEX_CHECK_INTERVAL", "1.0"))

@@ -74,6 +74,15 @@ class Extractor:
         return f"{self.backbone.name}@{self.weights_id}"
 
     @property
+    def dim(self) -> int:
+        """Dimension of the vectors."""
+        return self.backbone.dim
+
+    def embed_query(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Shopper photos are embedded like product photos by a plain backbone."""
+        return self.embed(images)
+
+    @property
     def precision(self) -> str:
         """Human name of the arithmetic used."""
         return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]

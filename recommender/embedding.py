@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 
 from embeddings import Extractor, load_extractor, resolve_backbone_name
+from embeddings.pipeline import Pipeline, PipelineConfig, load_pipeline, parse_backbones
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +42,32 @@ def backbone_choice() -> BackboneChoice:
         return _choice
 
 
-def current_extractor() -> Extractor:
-    """The loaded extractor for the configured backbone."""
+def current_extractor() -> Pipeline:
+    """The configured retrieval pipeline (backbones + settings): what embeds photos now."""
+    return current_pipeline()
+
+
+def pipeline_config() -> PipelineConfig:
+    """The retrieval pipeline configured by the LOOKALIKE_* settings."""
+    backbones = ((backbone_choice().name, 1.0), *parse_backbones(settings.LOOKALIKE_ENSEMBLE))
+    return PipelineConfig(
+        backbones=backbones,
+        crop=settings.LOOKALIKE_CROP,
+        pooling=settings.LOOKALIKE_POOLING,
+        mirror=settings.LOOKALIKE_MIRROR,
+        colour_weight=settings.LOOKALIKE_COLOUR_WEIGHT,
+        whiten_dims=settings.LOOKALIKE_WHITEN_DIMS,
+        head_weight=settings.LOOKALIKE_HEAD_WEIGHT,
+        query_head_weight=settings.LOOKALIKE_QUERY_HEAD_WEIGHT,
+        suppress_background=settings.LOOKALIKE_SUPPRESS_BACKGROUND,
+    )
+
+
+def current_pipeline() -> Pipeline:
+    """The configured pipeline: its model id keys stored vectors and the index."""
     choice = backbone_choice()
-    return load_extractor(
-        choice.name,
+    return load_pipeline(
+        pipeline_config(),
         weights_file=choice.weights_file,
         device=settings.LOOKALIKE_DEVICE,
         precision=settings.LOOKALIKE_PRECISION,
@@ -64,20 +86,31 @@ class ModelUnavailable(Exception):
     """The index was built with a model this process cannot load."""
 
 
-def extractor_for(model_id: str) -> Extractor:
+def extractor_for(model_id: str) -> Extractor | Pipeline:
     """The extractor that makes vectors with this model id (the serving index's model)."""
     configured = current_extractor()
     if configured.model_id == model_id:
         return configured
-    # The index may still be on the previous model while a reindex to the new one runs.
-    name = model_id.split("@", 1)[0]
-    try:
-        extractor = load_extractor(
-            name,
-            device=settings.LOOKALIKE_DEVICE,
-            precision=settings.LOOKALIKE_PRECISION,
-            download=settings.LOOKALIKE_WEIGHTS_DOWNLOAD,
+    # The index may still be on a previous backbone while a reindex runs: the same pipeline
+    # settings (the part after "/") on that backbone; ids without "/" are plain backbones.
+    backbone_id, _, key = model_id.partition("/")
+    config = pipeline_config()
+    if key and (key != config.key() or backbone_id.startswith("ensemble")):
+        raise ModelUnavailable(
+            f"The index was built with {model_id}, another retrieval configuration than the "
+            f"configured {configured.model_id}; run `python manage.py reindex`."
         )
+    name = backbone_id.split("@", 1)[0]
+    options = {
+        "device": settings.LOOKALIKE_DEVICE,
+        "precision": settings.LOOKALIKE_PRECISION,
+        "download": settings.LOOKALIKE_WEIGHTS_DOWNLOAD,
+    }
+    try:
+        if key:
+            extractor = load_pipeline(replace(config, backbones=((name, 1.0),)), **options)
+        else:
+            extractor = load_extractor(name, **options)
     except Exception as exc:  # unknown name, weights missing: the operator must reindex
         raise ModelUnavailable(
             f"The index was built with {model_id}, which this process cannot load ({exc}); "

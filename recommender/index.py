@@ -10,6 +10,7 @@ Layout of an index directory::
     manifest.json        # written LAST; points to the current index file
     index-000007.faiss   # current version
     index-000006.faiss   # previous version, kept for readers that may still be loading it
+    post-000007.npz      # optional: learned post-processing fitted with that version
     .writer.lock         # flock'ed by the single writer
 
 Readers only ever follow ``manifest.json``, and every file is written to a temp file,
@@ -43,6 +44,7 @@ MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".writer.lock"
 METRIC = "inner_product"
 _INDEX_FILE_RE = re.compile(r"^index-(\d+)\.faiss$")
+_POST_FILE_RE = re.compile(r"^post-(\d+)\.npz$")
 _REBUILD_HINT = "run `python manage.py demo` or rebuild the index"
 
 
@@ -75,6 +77,9 @@ class Manifest:
     index_file: str
     created_at: str
     metric: str = METRIC
+    # Learned post-processing (whitening, projection head) fitted with this version, if any.
+    postprocessor: str = ""
+    postprocessor_checksum: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest as a JSON-ready dict."""
@@ -88,7 +93,7 @@ class Manifest:
         kwargs = {}
         for field in fields(cls):
             if field.name not in data:
-                if field.name == "metric":
+                if field.name in ("metric", "postprocessor", "postprocessor_checksum"):
                     continue
                 raise ValueError(f"manifest lacks {field.name!r}")
             value = data[field.name]
@@ -101,6 +106,10 @@ class Manifest:
         if not _INDEX_FILE_RE.match(manifest.index_file):
             raise ValueError(
                 f"manifest index_file is not an index file name: {manifest.index_file!r}"
+            )
+        if manifest.postprocessor and not _POST_FILE_RE.match(manifest.postprocessor):
+            raise ValueError(
+                f"manifest postprocessor is not a post file name: {manifest.postprocessor!r}"
             )
         return manifest
 
@@ -191,7 +200,12 @@ def _as_vectors(xb: np.ndarray, dim: int | None) -> np.ndarray:
 
 
 def save_index(
-    index: faiss.Index, directory: PathLike, *, model_id: str, weights_id: str
+    index: faiss.Index,
+    directory: PathLike,
+    *,
+    model_id: str,
+    weights_id: str,
+    postprocessor: bytes | None = None,
 ) -> Manifest:
     """Write ``index`` as the next version in ``directory``; call it under ``writer_lock``."""
     if not isinstance(index, faiss.IndexIDMap2):
@@ -214,11 +228,16 @@ def save_index(
         checksum=hashlib.sha256(data).hexdigest(),
         index_file=_index_file_name(version),
         created_at=datetime.now(UTC).isoformat(),
+        postprocessor=f"post-{version:06d}.npz" if postprocessor is not None else "",
+        postprocessor_checksum=hashlib.sha256(postprocessor).hexdigest() if postprocessor else "",
     )
+    if postprocessor is not None:
+        _write_atomic(directory / manifest.postprocessor, postprocessor)
     _write_atomic(directory / manifest.index_file, data)
     # The manifest goes last, so it never points to a file that is not fully on disk.
     _write_atomic(directory / MANIFEST_NAME, _manifest_bytes(manifest))
-    _prune(directory, keep={manifest.index_file, previous.index_file if previous else ""})
+    kept = [manifest] + ([previous] if previous else [])
+    _prune(directory, keep={name for m in kept for name in (m.index_file, m.postprocessor)})
     logger.info("saved index version %s (%s vectors) in %s", version, manifest.count, directory)
     return manifest
 
@@ -263,6 +282,20 @@ def load_index(
     index = _deserialize(data, path)
     _check_consistent(index, manifest, path)
     return index, manifest
+
+
+def read_postprocessor(directory: PathLike, manifest: Manifest) -> bytes | None:
+    """The post-processing bytes saved with this index version, checked; None if it has none."""
+    if not manifest.postprocessor:
+        return None
+    path = Path(directory) / manifest.postprocessor
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IndexCorrupt(f"manifest points to {path}, which cannot be read ({exc})") from exc
+    if hashlib.sha256(data).hexdigest() != manifest.postprocessor_checksum:
+        raise IndexCorrupt(f"{path} does not match its checksum in the manifest; {_REBUILD_HINT}")
+    return data
 
 
 def _check_expected(manifest: Manifest, model_id: str | None, dim: int | None) -> None:
@@ -359,7 +392,7 @@ def _fsync_dir(directory: Path) -> None:
 def _prune(directory: Path, keep: set[str]) -> None:
     """Delete index files other than ``keep`` (the current one and the one readers may hold)."""
     for name in _listdir(directory):
-        if _INDEX_FILE_RE.match(name) and name not in keep:
+        if (_INDEX_FILE_RE.match(name) or _POST_FILE_RE.match(name)) and name not in keep:
             with suppress(FileNotFoundError):
                 (directory / name).unlink()
 

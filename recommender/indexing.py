@@ -17,6 +17,7 @@ from django.conf import settings
 from recommender import index as vector_index
 from recommender.embedding import current_extractor, extractor_for
 from recommender.models import ImageVector
+from recommender.postprocessing import serving_postprocessor
 from recommender.services import _readers, index_rebuild, products_embed
 from shop.models import EmbeddingStatus, Product
 
@@ -99,15 +100,18 @@ def _wanted(model_id: str, product_ids: set[int] | None = None) -> dict[int, str
     return {pk: h for pk, h in pairs.items() if h in have}
 
 
-def _vectors(model_id: str, dim: int, rows: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
+def _vectors(
+    manifest: vector_index.Manifest, rows: dict[int, str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stored vectors of these products, through the version's learned post-processing."""
     by_hash = dict(
-        ImageVector.objects.filter(model_id=model_id, image_hash__in=set(rows.values()))
+        ImageVector.objects.filter(model_id=manifest.model_id, image_hash__in=set(rows.values()))
         .values_list("image_hash", "vector")
         .iterator()
     )
     ids = np.array(list(rows), dtype=np.int64)
     xb = np.frombuffer(b"".join(bytes(by_hash[rows[pk]]) for pk in rows), dtype=np.float32)
-    return ids, xb.reshape(-1, dim)
+    return ids, serving_postprocessor(manifest).apply(xb.reshape(len(ids), -1))
 
 
 def index_sync(changed_ids: list[int] | None = None) -> SyncReport:
@@ -150,13 +154,14 @@ def _apply(index: faiss.Index, manifest: vector_index.Manifest, changed: set[int
     if remove:
         index.remove_ids(np.array(sorted(remove), dtype=np.int64))
     if add:
-        ids, xb = _vectors(manifest.model_id, manifest.dim, add)
+        ids, xb = _vectors(manifest, add)
         index.add_with_ids(xb, ids)
     saved = vector_index.save_index(
         index,
         settings.LOOKALIKE_INDEX_DIR,
         model_id=manifest.model_id,
         weights_id=manifest.weights_id,
+        postprocessor=vector_index.read_postprocessor(settings.LOOKALIKE_INDEX_DIR, manifest),
     )
     report.version = saved.version
     logger.info(
@@ -204,7 +209,7 @@ def _stale_ids(index: faiss.Index, manifest: vector_index.Manifest) -> set[int]:
         ids = [int(pk) for pk in held[start : start + chunk] if int(pk) in wanted]
         if not ids:
             continue
-        _, expected = _vectors(manifest.model_id, manifest.dim, {pk: wanted[pk] for pk in ids})
+        _, expected = _vectors(manifest, {pk: wanted[pk] for pk in ids})
         actual = vector_index.reconstruct_vectors(index, np.array(ids, dtype=np.int64))
         mismatch = np.abs(actual - expected).max(axis=1) > 1e-5
         stale.update(pk for pk, bad in zip(ids, mismatch, strict=True) if bad)

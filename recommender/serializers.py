@@ -10,6 +10,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from embeddings.preprocess import parse_box
 from recommender.services import SimilarItem
 from shop.models import Product
 
@@ -66,14 +67,33 @@ class ProductListQuerySerializer(PriceRangeSerializer):
     )
 
 
-class ImageUploadSerializer(SimilarQuerySerializer):
+class ImageQuerySerializer(SimilarQuerySerializer):
+    """Parameters of a search by photo, however the photo is sent."""
+
+    box = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        help_text="Optional crop 'left,top,right,bottom' as shares (0..1) of the photo.",
+    )
+
+    def validate_box(self, value: str):
+        if not value.strip():
+            return None
+        try:
+            return parse_box(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+class ImageUploadSerializer(ImageQuerySerializer):
     image = serializers.FileField(
         allow_empty_file=True,
         help_text="A JPEG, PNG, WebP or GIF photo of the product to look for.",
     )
 
 
-class ImageBase64Serializer(SimilarQuerySerializer):
+class ImageBase64Serializer(ImageQuerySerializer):
     image_base64 = serializers.CharField(
         trim_whitespace=True,
         help_text="The photo's bytes in base64 (standard alphabet, no data: prefix needed).",

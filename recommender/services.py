@@ -16,10 +16,12 @@ from django.db.models import QuerySet
 from PIL import Image
 
 from embeddings import Extractor
+from embeddings.preprocess import crop_box
 from recommender import index as vector_index
 from recommender import ranking
 from recommender.embedding import ModelUnavailable, current_extractor, extractor_for
 from recommender.models import ImageVector
+from recommender.postprocessing import postprocessor_fit, serving_postprocessor
 from shop.images import open_stored
 from shop.models import EmbeddingStatus, Product
 
@@ -160,16 +162,22 @@ _readers_lock = threading.Lock()
 def index_rebuild(*, lock: bool = True) -> vector_index.Manifest:
     """Write a new index version holding every active product with a current vector.
 
-    ``lock=False`` is for callers that already hold the writer lock.
+    Learned post-processing (whitening, projection head) is refitted on these vectors and
+    saved with the version. ``lock=False`` is for callers that already hold the writer lock.
     """
     extractor = current_extractor()
     directory = settings.LOOKALIKE_INDEX_DIR
     directory.mkdir(parents=True, exist_ok=True)
     with vector_index.writer_lock(directory) if lock else contextlib.nullcontext():
-        ids, xb = _active_vectors(extractor.model_id, extractor.backbone.dim)
-        index = vector_index.build_index(ids, xb, dim=extractor.backbone.dim)
+        ids, xb = _active_vectors(extractor.model_id, extractor.dim)
+        post = postprocessor_fit(extractor, ids, xb)
+        index = vector_index.build_index(ids, post.apply(xb), dim=post.output_dim(extractor.dim))
         manifest = vector_index.save_index(
-            index, directory, model_id=extractor.model_id, weights_id=extractor.weights_id
+            index,
+            directory,
+            model_id=extractor.model_id,
+            weights_id=extractor.weights_id,
+            postprocessor=None if post.is_identity else post.to_bytes(),
         )
     # Other processes notice the new manifest within the check interval; this one at once.
     for reader in _readers.values():
@@ -255,12 +263,23 @@ def similar_to_image(
     *,
     filters: SimilarFilters = NO_FILTERS,
     aesthetics_weight: float | None = None,
+    box: tuple[float, float, float, float] | None = None,
 ) -> SimilarResult:
-    """Products that look like a photo (an upload: nothing is stored)."""
+    """Products that look like a photo (an upload: nothing is stored), optionally cropped."""
+    if box is not None:
+        image = crop_box(image, box)
     index, manifest = serving_index()
-    xq = extractor_for(manifest.model_id).embed([image])[0]
+    extractor = extractor_for(manifest.model_id)
+    xq = extractor.embed_query([image])[0]
+    config = getattr(extractor, "config", None)
     return _similar(
-        (index, manifest), xq, k, filters=filters, exclude=set(), weight=aesthetics_weight
+        (index, manifest),
+        xq,
+        k,
+        filters=filters,
+        exclude=set(),
+        weight=aesthetics_weight,
+        head_weight=config.query_head_weight if config else None,
     )
 
 
@@ -290,8 +309,11 @@ def _similar(
     filters: SimilarFilters,
     exclude: set[int],
     weight: float | None,
+    head_weight: float | None = None,
 ) -> SimilarResult:
     index, manifest = serving
+    # Stored vectors are raw; the index holds them through its version's learned maps.
+    xq = serving_postprocessor(manifest).apply(xq, head_weight)
     if index.ntotal == 0:
         return SimilarResult([], manifest.model_id, manifest.version)
     weight = settings.LOOKALIKE_AESTHETICS_WEIGHT if weight is None else weight

@@ -7,6 +7,7 @@ from decimal import Decimal
 from django import forms
 
 from embeddings import ImageRejected
+from embeddings.preprocess import parse_box
 from shop.images import decode_uploaded_file
 from shop.models import Category
 
@@ -19,11 +20,21 @@ class PhotoSearchForm(forms.Form):
         },
     )
     category = forms.SlugField(required=False)
+    box = forms.CharField(required=False, max_length=100)
 
     def clean_photo(self):
         try:
             return decode_uploaded_file(self.cleaned_data["photo"])
         except ImageRejected as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean_box(self):
+        text = self.cleaned_data.get("box", "").strip()
+        if not text:
+            return None
+        try:
+            return parse_box(text)
+        except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
 
 

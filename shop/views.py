@@ -13,6 +13,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 from PIL import Image
 
+from embeddings.preprocess import crop_box
 from recommender import index as vector_index
 from recommender.aesthetics.clicks import impression_log_result
 from recommender.services import (
@@ -98,10 +99,12 @@ def photo_search(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return render(request, "shop/photo_search.html", {"form": form}, status=400)
     image = form.cleaned_data["photo"]
-    context = {"form": PhotoSearchForm(), "query_photo": _data_uri(image), "searched": True}
+    box = form.cleaned_data.get("box")
+    shown = crop_box(image, box) if box else image
+    context = {"form": PhotoSearchForm(), "query_photo": _data_uri(shown), "searched": True}
     try:
         filters = SimilarFilters(category=form.cleaned_data.get("category") or None)
-        result: SimilarResult = similar_to_image(image, 24, filters=filters)
+        result: SimilarResult = similar_to_image(image, 24, filters=filters, box=box)
         context["result"] = result
         context["impression"] = impression_log_result(result, "photo", None)
     except INDEX_ERRORS as exc:

@@ -100,6 +100,8 @@ def test_auto_prefers_resnet50_and_falls_back_to_the_offline_backbone(
 
 
 def test_an_unknown_backbone_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="efficientnet_lite0, resnet18, resnet50"):
+    with pytest.raises(ValueError, match="efficientnet_lite0, efficientnet_lite1"):
         get_backbone("vgg")
-    assert registry.list_backbones() == ["efficientnet_lite0", "resnet18", "resnet50"]
+    assert registry.list_backbones() == [
+        "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet18", "resnet50"
+    ]  # fmt: skip

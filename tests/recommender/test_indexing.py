@@ -17,6 +17,7 @@ from recommender import index as vector_index
 from recommender import indexing
 from recommender.embedding import current_extractor, reset_backbone_choice
 from recommender.models import ImageVector
+from recommender.postprocessing import serving_postprocessor
 from recommender.services import similar_to_product
 from shop.models import Product
 
@@ -77,7 +78,11 @@ def broken_index(small_catalog, settings) -> tuple[int, int, int]:
     index.add_with_ids(wrong, np.array([stale.pk], dtype=np.int64))
     with vector_index.writer_lock(directory):
         vector_index.save_index(
-            index, directory, model_id=manifest.model_id, weights_id=manifest.weights_id
+            index,
+            directory,
+            model_id=manifest.model_id,
+            weights_id=manifest.weights_id,
+            postprocessor=vector_index.read_postprocessor(directory, manifest),
         )
     Product.objects.filter(pk=deleted.pk).delete()
     return missing.pk, stale.pk, deleted.pk
@@ -93,11 +98,13 @@ def test_reconcile_repairs_missing_stale_and_deleted_entries(small_catalog, sett
     assert (report.missing, report.stale, report.removed) == (1, 1, 1)
     status = indexing.index_status()
     assert status.drift == 0 and status.indexed == 11
-    index, _ = vector_index.load_index(settings.LOOKALIKE_INDEX_DIR)
+    index, manifest = vector_index.load_index(settings.LOOKALIKE_INDEX_DIR)
     stored = ImageVector.objects.get(
         image_hash=Product.objects.get(pk=stale).image_hash, model_id=status.model_id
     ).as_array()
-    assert np.allclose(vector_index.reconstruct_vectors(index, np.array([stale]))[0], stored)
+    # The index holds stored vectors through its version's learned post-processing.
+    expected = serving_postprocessor(manifest).apply(stored)[0]
+    assert np.allclose(vector_index.reconstruct_vectors(index, np.array([stale]))[0], expected)
     assert deleted not in held(settings.LOOKALIKE_INDEX_DIR)
 
 
@@ -180,7 +187,9 @@ def test_reindex_switches_models_while_the_old_index_serves(small_catalog, setti
     call_command("reindex")
     # then the index is one model only, the new one, holding every product
     index, manifest = vector_index.load_index(directory)
-    assert manifest.model_id == new_model and manifest.dim == 512 and index.ntotal == 12
+    assert manifest.model_id == new_model and index.ntotal == 12
+    # resnet18's 512-d vectors, whitened and with the category head (learned on 12 products)
+    assert manifest.dim == index.d < 512 and manifest.postprocessor
     result = similar_to_product(query.pk, k=3)
     assert result.model_id == new_model and result.index_version == manifest.version
     assert not indexing.index_status().upgrade_pending
@@ -210,7 +219,7 @@ def test_new_products_are_embedded_for_the_serving_and_the_configured_model(
     use_backbone(settings, "resnet18", resnet18_file(tmp_path / "r18.pth"))
     extractors = indexing.embedding_models()
     # then new photos get vectors for both models, so neither index misses them
-    assert [e.backbone.name for e in extractors] == ["resnet18", "efficientnet_lite0"]
+    assert [e.model_id.split("@", 1)[0] for e in extractors] == ["resnet18", "efficientnet_lite0"]
 
 
 def test_an_enqueue_inside_a_rolled_back_transaction_runs_no_task(

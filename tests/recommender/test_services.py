@@ -161,7 +161,7 @@ def test_a_serving_process_picks_up_a_new_index_version_without_restarting(
     twin.pk, twin.sku = None, "TWIN-1"
     twin.save()
     extractor = current_extractor()
-    ids, xb = _active_vectors(extractor.model_id, extractor.backbone.dim)
+    ids, xb = _active_vectors(extractor.model_id, extractor.dim)
     vector_index.save_index(
         vector_index.build_index(ids, xb),
         settings.LOOKALIKE_INDEX_DIR,

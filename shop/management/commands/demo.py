@@ -13,7 +13,7 @@ from django.db import connections
 from tqdm import tqdm
 
 from recommender.aesthetics.services import photos_score
-from recommender.embedding import backbone_choice, current_extractor
+from recommender.embedding import backbone_choice, current_pipeline
 from recommender.services import index_rebuild, products_embed
 from shop.services import (
     DEMO_MERCHANT,
@@ -89,9 +89,10 @@ class Command(BaseCommand):
         choice = backbone_choice()
         if choice.name != "resnet50":
             self.stdout.write(self.style.WARNING(f"Backbone: {choice.reason}"))
-        extractor = current_extractor()
+        pipeline = current_pipeline()
+        extractor = pipeline.extractors[0]
         self.stdout.write(
-            f"Embedding with {extractor.model_id} on {extractor.device} ({extractor.precision})"
+            f"Embedding with {pipeline.model_id} on {extractor.device} ({extractor.precision})"
         )
         started = time.perf_counter()
         with tqdm(total=len(ids), desc="Embedding photos", unit="photo") as bar:

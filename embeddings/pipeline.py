@@ -1,0 +1,334 @@
+"""The retrieval pipeline: how product photos and shopper photos become searchable vectors.
+
+A ``PipelineConfig`` names every choice (backbones and their weights, crop, pooling, mirror
+averaging, colour, learned whitening and projection head, query-side background
+suppression). ``Pipeline.embed_catalog`` is what the shop stores for a product photo and
+``Pipeline.embed_query`` what it searches with for an uploaded photo; the evaluation runs
+these very methods. Learned parts live in ``embeddings.postprocess`` and are applied after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from embeddings.extractor import DEFAULT_BATCH_SIZE, Extractor, load_extractor
+from embeddings.postprocess import l2n
+from embeddings.preprocess import to_rgb
+
+CROPS = ("letterbox", "centre")
+POOLINGS = ("avg", "gem", "multi")
+GEM_P = 3.0
+COLOUR_BINS = (8, 3, 3)  # hue x saturation x value
+MIN_BOX_AREA = 0.05  # a saliency box smaller than this is noise: keep the whole photo
+BOX_MARGIN = 0.02
+
+# (tag, images, compute) -> pooled features; the evaluation passes a disk cache here.
+FeatureCache = Callable[[str, Sequence[Image.Image], Callable], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every choice that changes the vectors; its key is part of the model id."""
+
+    backbones: tuple[tuple[str, float], ...] = (("efficientnet_lite0", 1.0),)
+    crop: str = "centre"
+    pooling: str = "multi"
+    mirror: bool = True
+    colour_weight: float = 0.0
+    whiten_dims: int = 256
+    head_weight: float = 0.7
+    # Share of the head in an uploaded photo's query: 0 looks for the very product.
+    query_head_weight: float = 0.0
+    suppress_background: bool = True
+
+    def __post_init__(self) -> None:
+        if self.crop not in CROPS:
+            raise ValueError(f"Unknown crop {self.crop!r}; use one of {', '.join(CROPS)}.")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"Unknown pooling {self.pooling!r}; use one of {', '.join(POOLINGS)}.")
+        if not self.backbones or any(w <= 0 for _, w in self.backbones):
+            raise ValueError("Give at least one backbone, each with a positive weight.")
+        weights = (self.colour_weight, self.head_weight, self.query_head_weight)
+        if not all(0 <= w < 1 for w in weights):
+            raise ValueError("Colour and head weights are shares of the score: 0 <= w < 1.")
+
+    def key(self) -> str:
+        """Short text naming the choices, e.g. 'lb.gem.mir.col0.2.w256.h0.5.bg'."""
+        parts = [
+            {"letterbox": "lb", "centre": "cc"}[self.crop],
+            self.pooling,
+            "mir" if self.mirror else "",
+            f"col{self.colour_weight:g}" if self.colour_weight else "",
+            f"w{self.whiten_dims}" if self.whiten_dims else "",
+            f"h{self.head_weight:g}q{self.query_head_weight:g}" if self.head_weight else "",
+            "bg" if self.suppress_background else "",
+        ]
+        return ".".join(p for p in parts if p)
+
+
+def parse_backbones(text: str) -> tuple[tuple[str, float], ...]:
+    """'efficientnet_lite0:1,efficientnet_lite1:0.5' -> ((name, weight), ...); 1 if absent."""
+    out = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, weight = item.partition(":")
+        try:
+            out.append((name.strip(), float(weight) if weight else 1.0))
+        except ValueError:
+            raise ValueError(f"Bad backbone weight in {item!r}; write name:weight.") from None
+    return tuple(out)
+
+
+class Pipeline:
+    """Loaded backbones plus a configuration: catalog photos and shopper photos to vectors."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        extractors: Sequence[Extractor],
+        cache: FeatureCache | None = None,
+    ) -> None:
+        self.config = config
+        self.extractors = list(extractors)
+        self.cache = cache
+        self.batch_size = DEFAULT_BATCH_SIZE
+
+    @property
+    def weights_id(self) -> str:
+        """The backbones' weights hashes, joined."""
+        return "+".join(e.weights_id for e in self.extractors)
+
+    @property
+    def model_id(self) -> str:
+        """Backbones, weights and configuration: vectors of two model ids never mix."""
+        backbones = "+".join(e.model_id for e in self.extractors)
+        if len(self.extractors) > 1 or any(w != 1 for _, w in self.config.backbones):
+            weights = ",".join(f"{n}:{w:g}" for n, w in self.config.backbones)
+            digest = hashlib.sha256(f"{backbones}|{weights}".encode()).hexdigest()[:16]
+            backbones = f"ensemble{len(self.extractors)}@{digest}"
+        return f"{backbones}/{self.config.key()}"
+
+    @property
+    def device(self):
+        """Where the (first) backbone runs."""
+        return self.extractors[0].device
+
+    @property
+    def precision(self) -> str:
+        """Arithmetic of the (first) backbone."""
+        return self.extractors[0].precision
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the stored (raw) vectors."""
+        per_backbone = [self._pooled_dim(e) for e in self.extractors]
+        colour = int(np.prod(COLOUR_BINS)) if self.config.colour_weight else 0
+        return sum(per_backbone) + colour
+
+    def embed_catalog(self, images: Sequence[Image.Image], progress=None) -> np.ndarray:
+        """Vectors of product photos, as stored per (image hash, model id)."""
+        return self._embed([to_rgb(image) for image in images], progress)
+
+    def embed_query(self, images: Sequence[Image.Image], progress=None) -> np.ndarray:
+        """Vectors of shopper photos: the catalog pipeline after background suppression."""
+        rgb = [to_rgb(image) for image in images]
+        if self.config.suppress_background:
+            rgb = self.suppress_background(rgb)
+        return self._embed(rgb, progress)
+
+    # Extractor-compatible name: the catalog side is what gets stored.
+    embed = embed_catalog
+
+    def suppress_background(self, images: Sequence[Image.Image]) -> list[Image.Image]:
+        """Crop each photo to the region that stands out from its border (floor, table)."""
+        boxes = self._pooled(self.extractors[0], images, "stretch", flip=False)["box"]
+        return [crop_to_box(image, box) for image, box in zip(images, boxes, strict=True)]
+
+    def _embed(self, images: list[Image.Image], progress) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.dim), np.float32)
+        parts = []
+        for extractor, (_, weight) in zip(self.extractors, self.config.backbones, strict=True):
+            parts.append(float(np.sqrt(weight)) * self._backbone_vectors(extractor, images))
+            if progress:
+                progress(len(images))
+        shape = l2n(np.hstack(parts))
+        if not self.config.colour_weight:
+            return shape
+        # Shares of the cosine: (1 - w) shape + w colour, so shape still dominates.
+        w = self.config.colour_weight
+        colour = colour_histograms(images)
+        return l2n(np.hstack([np.sqrt(1 - w) * shape, np.sqrt(w) * colour]))
+
+    def _backbone_vectors(self, extractor: Extractor, images: list[Image.Image]) -> np.ndarray:
+        views = [False, True] if self.config.mirror else [False]
+        pooled = [
+            self._pooled(extractor, images, self.config.crop, flip)[self.config.pooling]
+            for flip in views
+        ]
+        # The mean of a photo and its mirror image is the same for both: left or right shoe.
+        return l2n(np.mean(pooled, axis=0))
+
+    def _pooled_dim(self, extractor: Extractor) -> int:
+        if self.config.pooling != "multi":
+            return extractor.backbone.dim
+        probe = torch.zeros(1, 3, extractor.backbone.input_size, extractor.backbone.input_size)
+        with torch.inference_mode():
+            return sum(m.shape[1] for m in extractor.model.feature_maps(probe))
+
+    def _pooled(
+        self, extractor: Extractor, images: Sequence[Image.Image], crop: str, flip: bool
+    ) -> dict[str, np.ndarray]:
+        tag = f"{extractor.model_id}/{crop}/{'flip' if flip else 'plain'}"
+        compute = lambda batch: pooled_features(  # noqa: E731
+            extractor, batch, crop, flip, self.batch_size
+        )
+        if self.cache is None:
+            return compute(images)
+        return self.cache(tag, images, compute)
+
+
+def pooled_features(
+    extractor: Extractor,
+    images: Sequence[Image.Image],
+    crop: str,
+    flip: bool,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> dict[str, np.ndarray]:
+    """One forward pass per batch, every pooling at once: avg, gem, multi, and saliency boxes."""
+    transform = extractor.backbone.transforms(crop)
+    out: dict[str, list[np.ndarray]] = {"avg": [], "gem": [], "multi": [], "box": []}
+    # PIL releases the GIL while resizing, so threads overlap preprocessing.
+    with ThreadPoolExecutor(extractor.preprocess_workers) as pool:
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            _pool_batch(extractor, torch.stack(list(pool.map(transform, chunk))), flip, out)
+    return {name: np.concatenate(parts).astype(np.float32) for name, parts in out.items()}
+
+
+def _pool_batch(extractor: Extractor, batch: torch.Tensor, flip: bool, out: dict) -> None:
+    if flip:
+        batch = batch.flip(-1)
+    batch = batch.to(extractor.device)
+    if extractor.dtype is not None:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), extractor._autocast():
+        maps = [m.float() for m in extractor.model.feature_maps(batch)]
+    final = maps[-1]
+    out["avg"].append(F.normalize(final.mean(dim=(2, 3)), dim=1).numpy())
+    out["gem"].append(F.normalize(gem(final), dim=1).numpy())
+    multi = torch.cat([F.normalize(gem(m), dim=1) for m in maps], dim=1)
+    out["multi"].append(F.normalize(multi, dim=1).numpy())
+    out["box"].append(saliency_boxes(maps[0], flip))
+
+
+def gem(x: torch.Tensor, p: float = GEM_P) -> torch.Tensor:
+    """Generalised-mean pooling over the spatial grid: between average (p=1) and max."""
+    return x.clamp(min=1e-6).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
+
+
+def saliency_boxes(fmap: torch.Tensor, flipped: bool = False) -> np.ndarray:
+    """(n, 4) boxes (left, top, right, bottom as shares of the view) around the product.
+
+    A floor or table looks alike all over, and it reaches the photo's border: cells whose
+    features differ from the border's average are the product. The largest such region wins.
+    """
+    f = F.normalize(fmap.float(), dim=1)
+    border = torch.cat([f[:, :, 0, :], f[:, :, -1, :], f[:, :, :, 0], f[:, :, :, -1]], dim=2)
+    background = F.normalize(border.mean(dim=2), dim=1)[:, :, None, None]
+    heat = 1 - (f * background).sum(dim=1, keepdim=True)
+    heat = F.interpolate(heat, scale_factor=2, mode="bilinear")[:, 0]
+    if flipped:
+        heat = heat.flip(-1)
+    boxes = []
+    for grid in heat.numpy():
+        mask = largest_component(grid > grid.mean() + 0.3 * (grid.max() - grid.mean()))
+        rows, cols = np.nonzero(mask)
+        h, w = grid.shape
+        boxes.append([cols.min() / w, rows.min() / h, (cols.max() + 1) / w, (rows.max() + 1) / h])
+    return np.asarray(boxes, np.float32)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 4-connected True region of a 2-d mask (the whole mask if it is empty)."""
+    if not mask.any():
+        return np.ones_like(mask)
+    labels = np.zeros(mask.shape, np.int32)
+    best, best_size, current = 0, 0, 0
+    for start in zip(*np.nonzero(mask), strict=True):
+        if labels[start]:
+            continue
+        current += 1
+        size, stack = 0, [start]
+        labels[start] = current
+        while stack:
+            r, c = stack.pop()
+            size += 1
+            for nr, nc in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
+                inside = 0 <= nr < mask.shape[0] and 0 <= nc < mask.shape[1]
+                if inside and mask[nr, nc] and not labels[nr, nc]:
+                    labels[nr, nc] = current
+                    stack.append((nr, nc))
+        if size > best_size:
+            best, best_size = current, size
+    return labels == best
+
+
+def crop_to_box(image: Image.Image, box: np.ndarray) -> Image.Image:
+    """Cut a photo to a box of shares of its width and height, with a small margin."""
+    width, height = image.size
+    left, top, right, bottom = np.asarray(box, np.float64)
+    left, top = max(0.0, left - BOX_MARGIN), max(0.0, top - BOX_MARGIN)
+    right, bottom = min(1.0, right + BOX_MARGIN), min(1.0, bottom + BOX_MARGIN)
+    if (right - left) * (bottom - top) < MIN_BOX_AREA:
+        return image
+    pixels = (left * width, top * height, right * width, bottom * height)
+    return image.crop(tuple(round(v) for v in pixels))
+
+
+def colour_histograms(images: Sequence[Image.Image]) -> np.ndarray:
+    """Centre-weighted HSV histograms, square-rooted and unit length (Hellinger kernel)."""
+    rows = []
+    for image in images:
+        small = image.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR)
+        hsv = np.asarray(small.convert("HSV"), np.int32)
+        bins = [hsv[..., i] * n // 256 for i, n in enumerate(COLOUR_BINS)]
+        index = (bins[0] * COLOUR_BINS[1] + bins[1]) * COLOUR_BINS[2] + bins[2]
+        # The product is usually in the middle; the border is mostly floor or backdrop.
+        yy, xx = np.mgrid[-1:1:64j, -1:1:64j]
+        weight = np.exp(-(xx**2 + yy**2) / 0.5)
+        hist = np.bincount(index.ravel(), weight.ravel(), minlength=int(np.prod(COLOUR_BINS)))
+        rows.append(np.sqrt(hist / hist.sum()))
+    return l2n(np.asarray(rows))
+
+
+def load_pipeline(
+    config: PipelineConfig,
+    *,
+    weights_file: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    download: bool = True,
+    cache: FeatureCache | None = None,
+) -> Pipeline:
+    """Load the configured backbones (once per process) into a pipeline."""
+    extractors = [
+        load_extractor(
+            name,
+            weights_file=weights_file if i == 0 else None,
+            device=device,
+            precision=precision,
+            download=download,
+        )
+        for i, (name, _) in enumerate(config.backbones)
+    ]
+    return Pipeline(config, extractors, cache)

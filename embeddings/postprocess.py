@@ -1,0 +1,156 @@
+"""Learned last steps, fitted on the catalog's own vectors: PCA whitening and a projection head.
+
+Both are refitted whenever the index is rebuilt and saved beside that index version, so
+catalog and query vectors always pass through the same fitted maps.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
+
+HEAD_STEPS = 200
+HEAD_LR = 0.01
+HEAD_DECAY = 1e-4
+HEAD_SCALE = 10.0  # unit inputs give small logits; scaled, the softmax can become confident
+HELD_OUT = 0.15  # share of the catalog that decides when the head stops learning
+WHITEN_SHRINK = 0.1  # share of the mean eigenvalue added before inverting (noisy tail)
+
+
+def l2n(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+@dataclass
+class PostProcessor:
+    """Whitening and/or a projection head; with neither it returns vectors unchanged."""
+
+    mean: np.ndarray | None = None
+    whitening: np.ndarray | None = None
+    head: np.ndarray | None = None
+    head_weight: float = 0.0
+
+    @property
+    def is_identity(self) -> bool:
+        """True when there is nothing learned to apply."""
+        return self.whitening is None and self.head is None
+
+    def output_dim(self, dim: int) -> int:
+        """Dimension of the vectors this produces from dim-dimensional inputs."""
+        base = self.whitening.shape[1] if self.whitening is not None else dim
+        return base + (self.head.shape[1] if self.head is not None else 0)
+
+    def apply(self, x: np.ndarray, head_weight: float | None = None) -> np.ndarray:
+        """Map raw pipeline vectors (n, d) to searchable unit vectors.
+
+        head_weight overrides the fitted share of the head for these vectors: a query with 0
+        is ranked by the base part alone (the same product, not only the same category).
+        """
+        x = np.atleast_2d(np.asarray(x, np.float32))
+        base = x if self.whitening is None else l2n((x - self.mean) @ self.whitening)
+        if self.head is None:
+            return base
+        # Weighted concatenation: cosine = (1 - w) * base cosine + w * head cosine.
+        projected = l2n(x @ self.head)
+        w = self.head_weight
+        if head_weight is None or head_weight == w:
+            return l2n(np.hstack([np.sqrt(1 - w) * base, np.sqrt(w) * projected]))
+        # A query with its own head share, scaled so that a catalog vector equal to it
+        # still scores 1: scores stay cosines the shopper can read as "% alike".
+        v = head_weight
+        scale = np.sqrt((1 - v) * (1 - w)) + np.sqrt(v * w)
+        query = np.hstack([np.sqrt(1 - v) * base, np.sqrt(v) * projected])
+        return (l2n(query) / scale).astype(np.float32)
+
+    def to_bytes(self) -> bytes:
+        """Serialise as an .npz file's bytes."""
+        arrays = {"head_weight": np.float32(self.head_weight)}
+        for name in ("mean", "whitening", "head"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PostProcessor:
+        """Read what to_bytes wrote."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in ("mean", "whitening", "head") if name in npz}
+            return cls(**arrays, head_weight=float(npz["head_weight"]))
+
+
+def fit_postprocessor(
+    xb: np.ndarray,
+    labels: list[str] | None = None,
+    *,
+    whiten_dims: int = 0,
+    head_weight: float = 0.0,
+    seed: int = 0,
+) -> PostProcessor:
+    """Fit whitening (whiten_dims > 0) and a head (head_weight > 0) on catalog vectors."""
+    post = PostProcessor()
+    if whiten_dims > 0 and len(xb) > 2:
+        post.mean, post.whitening = fit_whitening(xb, whiten_dims)
+    if head_weight > 0 and labels is not None and len(set(labels)) >= 2:
+        post.head = fit_head(xb, labels, seed=seed)
+        post.head_weight = head_weight
+    elif head_weight > 0:
+        logger.info("No projection head: it needs at least two catalog categories.")
+    return post
+
+
+def fit_whitening(xb: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """PCA whitening (mean, d x dims matrix) with shrinkage of the small eigenvalues."""
+    xb = np.asarray(xb, np.float64)
+    mean = xb.mean(axis=0)
+    centred = xb - mean
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    dims = min(dims, len(s) - 1, xb.shape[1])
+    eigenvalues = s[:dims] ** 2 / max(len(xb) - 1, 1)
+    shrunk = eigenvalues + WHITEN_SHRINK * eigenvalues.mean()
+    return mean.astype(np.float32), (vt[:dims].T / np.sqrt(shrunk)).astype(np.float32)
+
+
+def fit_head(xb: np.ndarray, labels: list[str], *, seed: int = 0) -> np.ndarray:
+    """A linear map to one score per category, trained as a softmax classifier.
+
+    The head's vector (the category scores, unit length) says which categories a photo
+    looks like. A share of the catalog is held out and the step with the lowest held-out
+    loss is kept, so the head learns the categories rather than the catalog's photos.
+    """
+    classes = sorted(set(labels))
+    y = torch.tensor([classes.index(label) for label in labels])
+    x = torch.from_numpy(np.array(xb, np.float32))
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(x), generator=generator)
+    n_held = int(len(x) * HELD_OUT) if len(x) >= 50 else 0
+    held, train = (order[:n_held], order[n_held:]) if n_held else (order, order)
+    projection = torch.nn.Parameter(torch.zeros(x.shape[1], len(classes)))
+    optimiser = torch.optim.Adam([projection], lr=HEAD_LR)
+
+    def loss_of(rows: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(HEAD_SCALE * x[rows] @ projection, y[rows])
+
+    best, best_loss = projection.detach().clone(), float("inf")
+    with torch.enable_grad():
+        for _ in range(HEAD_STEPS):
+            loss = loss_of(train) + HEAD_DECAY * projection.pow(2).sum()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            with torch.no_grad():
+                held_loss = loss_of(held).item()
+            if held_loss < best_loss:
+                best, best_loss = projection.detach().clone(), held_loss
+    logger.info("Projection head: %s categories, held-out loss %.3f", len(classes), best_loss)
+    return best.numpy().copy()

@@ -1,0 +1,151 @@
+"""Each pipeline option changes the vectors as intended (real EfficientNet-Lite weights)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from embeddings.pipeline import PipelineConfig, crop_to_box, largest_component, load_pipeline
+from embeddings.postprocess import PostProcessor, fit_postprocessor
+from embeddings.preprocess import crop_box, parse_box
+from tests.conftest import DEMO_DIR, pick_rows
+
+BASE = PipelineConfig(pooling="gem", mirror=False, suppress_background=False)
+
+
+def demo_photo(category: str, nth: int = 0) -> Image.Image:
+    row = pick_rows(nth + 1, (category,))[nth]
+    with Image.open(DEMO_DIR / "images" / row["image"]) as image:
+        image.load()
+        return image.copy()
+
+
+def odd_padding_free(image: Image.Image) -> Image.Image:
+    # Letterboxing an odd margin puts the extra pixel on one side; keep margins even.
+    width, height = image.size
+    return image.crop((0, 0, width - (width - height) % 2, height))
+
+
+@pytest.fixture(scope="module")
+def mirror_pipeline():
+    return load_pipeline(dataclasses.replace(BASE, mirror=True), download=False)
+
+
+def test_under_mirror_averaging_a_mirrored_photo_embeds_like_the_original(mirror_pipeline) -> None:
+    boot = odd_padding_free(demo_photo("boots"))
+    xb = mirror_pipeline.embed_catalog([boot, ImageOps.mirror(boot)])
+    assert float(xb[0] @ xb[1]) > 0.9999
+
+
+def test_without_mirror_averaging_a_mirrored_photo_differs() -> None:
+    pipeline = load_pipeline(BASE, download=False)
+    boot = odd_padding_free(demo_photo("boots"))
+    xb = pipeline.embed_catalog([boot, ImageOps.mirror(boot)])
+    assert float(xb[0] @ xb[1]) < 0.999
+
+
+def test_an_ensemble_concatenates_the_backbones_and_the_colour_part() -> None:
+    # given the same backbone twice (the mechanism is the same for two networks) and colour
+    config = dataclasses.replace(
+        BASE,
+        backbones=(("efficientnet_lite0", 1.0), ("efficientnet_lite0", 0.5)),
+        colour_weight=0.2,
+    )
+    pipeline = load_pipeline(config, download=False)
+    # when
+    xb = pipeline.embed_catalog([demo_photo("heels"), demo_photo("sandals")])
+    # then 1280 + 1280 + 72 colour bins, unit length
+    assert xb.shape == (2, pipeline.dim) == (2, 1280 + 1280 + 72)
+    np.testing.assert_allclose(np.linalg.norm(xb, axis=1), 1.0, atol=1e-5)
+    assert pipeline.model_id.startswith("ensemble2@")
+
+
+def test_the_configuration_is_part_of_the_model_id() -> None:
+    plain = load_pipeline(BASE, download=False)
+    gem_mirror = load_pipeline(PipelineConfig(), download=False)
+    assert plain.model_id != gem_mirror.model_id
+    assert plain.model_id.startswith("efficientnet_lite0@")
+    assert len(gem_mirror.model_id) <= 100  # fits ImageVector.model_id
+
+
+def test_query_side_background_suppression_crops_to_the_product() -> None:
+    # given a shoe photo pasted small onto a large flat backdrop
+    pipeline = load_pipeline(BASE, download=False)
+    shoe = demo_photo("sneakers").resize((200, 150))
+    scene = Image.new("RGB", (640, 640), (128, 128, 128))
+    scene.paste(shoe, (400, 420))
+    # when
+    cropped = pipeline.suppress_background([scene])[0]
+    # then the crop is much smaller than the scene and contains the shoe's centre
+    assert cropped.size[0] * cropped.size[1] < 0.5 * 640 * 640
+
+
+def test_whitening_keeps_unit_norm_and_reduces_dimension() -> None:
+    rng = np.random.default_rng(0)
+    xb = rng.normal(size=(200, 32)).astype(np.float32) * np.linspace(3, 0.1, 32)
+    xb /= np.linalg.norm(xb, axis=1, keepdims=True)
+    post = fit_postprocessor(xb, whiten_dims=16)
+    out = post.apply(xb)
+    assert out.shape == (200, 16) == (200, post.output_dim(32))
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+
+def two_categories(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    # Two categories that differ along one of 16 dimensions; the others vary more, but
+    # say nothing about the category (pose, lighting, background).
+    labels = np.array(["a"] * (n // 2) + ["b"] * (n // 2))
+    x = rng.normal(size=(n, 16)).astype(np.float32) * np.r_[1.0, np.full(15, 2.0)]
+    x[: n // 2, 0] += 3.0
+    return x / np.linalg.norm(x, axis=1, keepdims=True), labels
+
+
+def nearest_same_label_share(xq, q_labels, xb, b_labels) -> float:
+    return float(np.mean(b_labels[(xq @ xb.T).argmax(axis=1)] == q_labels))
+
+
+def test_the_projection_head_separates_categories_and_survives_a_round_trip() -> None:
+    # given a catalog and unseen queries of two categories
+    rng = np.random.default_rng(1)
+    xb, b_labels = two_categories(rng, 200)
+    xq, q_labels = two_categories(rng, 200)
+    # when
+    post = fit_postprocessor(xb, list(b_labels), head_weight=0.9)
+    loaded = PostProcessor.from_bytes(post.to_bytes())
+    # then unseen queries find their own category more often than before
+    before = nearest_same_label_share(xq, q_labels, xb, b_labels)
+    after = nearest_same_label_share(loaded.apply(xq), q_labels, loaded.apply(xb), b_labels)
+    assert after > before + 0.03
+    np.testing.assert_allclose(loaded.apply(xq), post.apply(xq), atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(loaded.apply(xq), axis=1), 1.0, atol=1e-5)
+
+
+def test_largest_component_keeps_the_biggest_region() -> None:
+    mask = np.zeros((6, 6), bool)
+    mask[0, 0] = True
+    mask[2:5, 2:5] = True
+    assert largest_component(mask).sum() == 9
+    assert not largest_component(mask)[0, 0]
+
+
+def test_a_tiny_saliency_box_keeps_the_whole_photo() -> None:
+    image = Image.new("RGB", (100, 50))
+    assert crop_to_box(image, np.array([0.5, 0.5, 0.51, 0.51])).size == (100, 50)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "1,2,3", "a,b,c,d", "0.5,0.5,0.2,0.9", "-0.1,0,1,1", "0,0,1.5,1", "nan,0,1,1",
+     "0,0,inf,1", "0.1,0.1,0.12,0.9"],
+)  # fmt: skip
+def test_a_bad_crop_box_is_refused_with_a_reason(text: str) -> None:
+    with pytest.raises(ValueError, match="crop box"):
+        parse_box(text)
+
+
+def test_a_crop_box_cuts_shares_of_the_photo() -> None:
+    image = Image.new("RGB", (200, 100))
+    box = parse_box("0.25, 0.5, 0.75, 1")
+    assert crop_box(image, box).size == (100, 50)
