@@ -13,7 +13,7 @@ from shop.imports.rows import OPTIONAL, REQUIRED
 from shop.imports.selectors import import_job_get, import_job_list, import_job_progress
 from shop.imports.services import import_job_create
 from shop.merchant_views import merchant_required
-from shop.models import Category, ImportJob, Merchant
+from shop.models import Category, ImportJob, Merchant, Product
 
 
 @merchant_required
@@ -60,8 +60,27 @@ def _job_or_404(merchant: Merchant, job_id: int) -> ImportJob:
 def import_job_detail(request: HttpRequest, merchant: Merchant, pk: int) -> HttpResponse:
     """A job's progress bar (kept live by import-progress.js) and its failed rows."""
     job = _job_or_404(merchant, pk)
-    context = {"merchant": merchant, "job": job, "progress": import_job_progress(job)}
+    context = {
+        "merchant": merchant,
+        "job": job,
+        "progress": import_job_progress(job),
+        "photos": _weakest_photos(merchant, job),
+        "flag_percentile": settings.LOOKALIKE_AESTHETICS_FLAG_PERCENTILE,
+    }
     return render(request, "merchant/import_job.html", context)
+
+
+def _weakest_photos(merchant: Merchant, job: ImportJob, limit: int = 24) -> list[Product]:
+    """The job's products with their photo quality, the ones to reshoot first."""
+    from recommender.aesthetics.selectors import photo_quality_attach
+
+    products = photo_quality_attach(
+        Product.objects.filter(merchant=merchant, pk__in=job.product_ids or [])
+    )
+    scored = sorted(
+        (p for p in products if p.photo_quality is not None), key=lambda p: p.photo_quality.score
+    )
+    return scored[:limit]
 
 
 @merchant_required

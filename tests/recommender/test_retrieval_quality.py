@@ -132,9 +132,9 @@ def photo_bytes(sku: str) -> bytes:
 
 
 @pytest.mark.parametrize("box", HOSTILE_BOXES)
-def test_the_api_refuses_a_bad_crop_box_with_a_400(client, small_catalog, box: str) -> None:
+def test_the_api_refuses_a_bad_crop_box_with_a_400(api, small_catalog, box: str) -> None:
     upload = SimpleUploadedFile("shoe.jpg", photo_bytes(small_catalog[0].sku))
-    response = client.post(reverse("api:image-search"), {"image": upload, "box": box})
+    response = api.post(reverse("api:image-search"), {"image": upload, "box": box})
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == "invalid"
@@ -150,7 +150,7 @@ def test_the_upload_page_refuses_a_bad_crop_box_with_a_400(client, small_catalog
     assert "crop box" in response.content.decode()
 
 
-def test_a_crop_box_around_the_product_still_finds_it(client, small_catalog) -> None:
+def test_a_crop_box_around_the_product_still_finds_it(api, small_catalog) -> None:
     # given a product photo set in a wide grey frame, and a box around the photo
     target = small_catalog[5]
     with Image.open(DEMO_DIR / "images" / f"{target.sku}.jpg") as photo:
@@ -158,7 +158,7 @@ def test_a_crop_box_around_the_product_still_finds_it(client, small_catalog) -> 
         framed.paste(photo, (photo.width, photo.height))
     data = SimpleUploadedFile("framed.png", _png(framed))
     # when
-    response = client.post(
+    response = api.post(
         reverse("api:image-search"), {"image": data, "box": "0.3333,0.3333,0.6667,0.6667", "k": 1}
     )
     # then

@@ -57,6 +57,11 @@ def test_an_upload_becomes_a_job_whose_page_and_status_show_its_progress(
     page = client.get(job.get_absolute_url())
     assert page.status_code == 200 and b'aria-valuenow="100"' in page.content
     assert b"js/import-progress.js" in page.content
+    # and the new photos' quality is shown, weakest first, for the merchant to act on
+    photos = page.context["photos"]
+    assert sorted(p.sku for p in photos) == ["A1", "A2"]
+    assert photos[0].photo_quality.score <= photos[1].photo_quality.score
+    assert page.content.count(b'data-testid="photo-quality"') == 2
     status = client.get(reverse("merchant:import-job-status", args=[job.pk])).json()
     assert status["status"] == "finished" and status["done"] and status["percent"] == 100
     assert (status["rows_parsed"], status["photos_embedded"], status["rows_failed"]) == (2, 2, 0)

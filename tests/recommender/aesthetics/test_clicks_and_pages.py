@@ -99,3 +99,22 @@ def test_the_merchant_sees_flagged_photos_with_reasons(client, small_catalog, se
     dashboard = client.get(reverse("merchant:dashboard"))
     assert b'data-testid="photo-quality"' in dashboard.content
     assert PhotoScore.objects.count() == len(small_catalog)
+
+
+def test_clicks_become_training_pairs_over_the_products_photos(client, small_catalog, tmp_path):
+    from recommender.aesthetics.clicks import clicks_source
+    from recommender.aesthetics.features import PhotoFeatures
+
+    # given two shown lists, each with a click on its third item
+    for product in small_catalog[:2]:
+        impression = _shown_list(client, product)
+        beacon = {"list": impression.token, "product": impression.product_ids[2]}
+        assert client.post(reverse("shop:similar-click"), beacon).status_code == 204
+    # when the clicks are turned into a training source
+    source = clicks_source(PhotoFeatures(), tmp_path, held_fraction=0.0)
+    # then every pair says "clicked beats skipped-above", over features of real photos
+    pairs = source.train
+    assert len(pairs) == 4 and set(pairs[:, 2].tolist()) == {1}
+    photos = {p.image_hash for p in small_catalog}
+    assert len(source.xg) == len(source.xl) <= len(photos)
+    assert source.xg.shape[0] > int(pairs[:, :2].max())
