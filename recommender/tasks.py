@@ -19,18 +19,21 @@ from recommender.aesthetics.tasks import aesthetics_retrain  # noqa: F401 (regis
 logger = logging.getLogger(__name__)
 
 TRANSIENT = (DatabaseError, OSError, BrokerError)
+# Tasks over product photos: acknowledged when done (requeued if their worker dies), retried
+# with backoff on transient errors only, and stopped by soft and hard time limits.
+PHOTO_TASK = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "max_retries": 5,
+    "soft_time_limit": 900,
+    "time_limit": 1200,
+}
 
 
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=5,
-    soft_time_limit=900,
-    time_limit=1200,
-)
+@shared_task(**PHOTO_TASK)
 def embed_products(product_ids: list[int]) -> dict:
     """Embed these products' photos for every model in use, then update the index."""
     report = services.EmbedReport()
@@ -48,16 +51,7 @@ def embed_products(product_ids: list[int]) -> dict:
     return report.as_dict()
 
 
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=5,
-    soft_time_limit=900,
-    time_limit=1200,
-)
+@shared_task(**PHOTO_TASK)
 def score_photos(product_ids: list[int]) -> dict[str, int]:
     """Score these products' photos with the live aesthetics scorer (skipping scored ones)."""
     return photos_score(product_ids)
