@@ -312,9 +312,16 @@ def cache_from_url(url: str) -> dict:
     }
 
 
-# API rate limits are counted in this cache. Production sets LOOKALIKE_CACHE_URL (or REDIS_URL)
-# so that every web process counts in the same Redis; the memory default is per process.
-CACHES = {"default": cache_from_url(env_str("LOOKALIKE_CACHE_URL", "") or env_str("REDIS_URL", ""))}
+# API rate limits are counted in this cache: in production a Redis (database 1 of the local one
+# unless LOOKALIKE_CACHE_URL or REDIS_URL says otherwise), so every web process counts in the
+# same place; in development, one process's memory.
+CACHES = {
+    "default": cache_from_url(
+        env_str("LOOKALIKE_CACHE_URL", "")
+        or env_str("REDIS_URL", "")
+        or ("redis://127.0.0.1:6379/1" if PRODUCTION else "")
+    )
+}
 
 # Partner API keys: defaults for keys that set no limits of their own.
 LOOKALIKE_API_BURST_LIMIT = env_int("LOOKALIKE_API_BURST_LIMIT", 20, minimum=1)
