@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format browser clean
+.PHONY: install demo test lint format browser clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,18 @@ test: install browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
+
+# Benchmarks (issue 7): each script measures its baseline in the same run and writes a section
+# into docs/benchmarks/; bench_report.py assembles docs/benchmarks.md. About 30 min on 2 cores.
+BENCH_SCRIPTS := bench_embedding bench_upload_search bench_index bench_api
+
+bench: install
+	@for script in $(BENCH_SCRIPTS); do echo "== $$script"; $(PY) scripts/$$script.py || exit 1; done
+	$(PY) scripts/bench_report.py
+
+bench-quick: install
+	@for script in $(BENCH_SCRIPTS); do echo "== $$script"; $(PY) scripts/$$script.py --quick --out var/bench-quick || exit 1; done
+	$(PY) scripts/bench_report.py --dir var/bench-quick --out var/bench-quick/benchmarks.md
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,97 @@
+"""Assemble docs/benchmarks.md from the sections the benchmark scripts wrote.
+
+Usage: python scripts/bench_report.py [--dir docs/benchmarks] [--out docs/benchmarks.md]
+
+Each ``scripts/bench_<part>.py`` writes ``<part>.md`` (a section starting with ``## ``),
+``<part>.json`` and ``<part>.png`` into the directory. This script puts the sections in a fixed
+order under one page, and gathers every ``target: ... — measured: ... — met/missed`` line into a
+summary table at the top, so the page shows at a glance which targets this run met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ORDER = ("embedding", "upload_search", "index", "api")
+TARGET_RE = re.compile(
+    r"^\s*[-*]?\s*target:\s*(?P<target>.+?)\s+[—-]+\s+measured:\s*(?P<measured>.+?)"
+    r"\s+[—-]+\s+(?P<verdict>.+?)\s*$",
+    re.IGNORECASE,
+)
+
+
+def sections(directory: Path) -> list[tuple[str, str]]:
+    """(part, markdown) for each section present, known parts first in ORDER."""
+    found = {path.stem: path.read_text(encoding="utf-8") for path in directory.glob("*.md")}
+    ordered = [part for part in ORDER if part in found]
+    ordered += sorted(part for part in found if part not in ORDER)
+    return [(part, found[part]) for part in ordered]
+
+
+def targets(markdown: str) -> list[tuple[str, str, str]]:
+    """The (target, measured, verdict) lines of one section."""
+    rows = []
+    for line in markdown.splitlines():
+        match = TARGET_RE.match(line)
+        if match:
+            rows.append((match["target"], match["measured"], match["verdict"]))
+    return rows
+
+
+def machine(directory: Path) -> str:
+    """One line about the machine, from the first section JSON that records it."""
+    for path in sorted(directory.glob("*.json")):
+        try:
+            info = json.loads(path.read_text(encoding="utf-8")).get("machine")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(info, dict):
+            return ", ".join(f"{key} {value}" for key, value in info.items())
+    return platform.platform()
+
+
+def relink(markdown: str, directory: Path, out: Path) -> str:
+    """Point the sections' relative image links at the directory, seen from the page."""
+    prefix = directory.resolve().relative_to(out.parent.resolve()).as_posix()
+    return re.sub(r"!\[([^\]]*)\]\((?!https?:|/)([^)]+)\)", rf"![\1]({prefix}/\2)", markdown)
+
+
+def main() -> None:
+    """Write the page."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dir", type=Path, default=ROOT / "docs" / "benchmarks")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    parts = sections(args.dir)
+    if not parts:
+        raise SystemExit(f"no sections in {args.dir}: run `make bench` first")
+    lines = [
+        "# Benchmarks",
+        "",
+        "Every figure on this page comes from one run of `make bench` (the scripts in `scripts/`,",
+        "each measuring its baseline in the same run), assembled by `scripts/bench_report.py`.",
+        f"Assembled {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Machine: {machine(args.dir)}.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | verdict |",
+        "|---|---|---|",
+    ]
+    for _, markdown in parts:
+        for target, measured, verdict in targets(markdown):
+            lines.append(f"| {target} | {measured} | {verdict} |")
+    lines.append("")
+    for _, markdown in parts:
+        lines += [relink(markdown, args.dir, args.out).rstrip(), ""]
+    args.out.write_text("\n".join(lines), encoding="utf-8")
+    print(f"wrote {args.out} ({len(parts)} sections)")
+
+
+if __name__ == "__main__":
+    main()
