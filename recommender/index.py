@@ -600,6 +600,7 @@ class IndexReader:
         self.check_interval = check_interval
         self.mmap = mmap
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
         self._loaded: tuple[faiss.Index, Manifest] | None = None
         self._checked_at = float("-inf")
         self._failed_version: int | None = None
@@ -608,11 +609,18 @@ class IndexReader:
         """Return the current (index, manifest), reloading if the manifest version changed."""
         with self._lock:
             now = time.monotonic()
-            if self._loaded is None or now - self._checked_at >= self.check_interval:
+            if self._loaded is None:
                 self._checked_at = now
-                self._refresh()
-            assert self._loaded is not None
-            return self._loaded
+                self._refresh()  # the first load: there is nothing to serve meanwhile
+                return self._loaded
+            if now - self._checked_at < self.check_interval:
+                return self._loaded
+            self._checked_at = now
+        # A reload (hashing and mapping a large file) runs outside the lock, so the other
+        # threads of this process keep answering with the loaded version meanwhile.
+        with self._reload_lock:
+            self._refresh()
+        return self._loaded
 
     def invalidate(self) -> None:
         """Make the next ``current()`` re-read the manifest and retry a failed version."""

@@ -216,8 +216,13 @@ def set_search_params(index: faiss.Index, spec: IndexSpec) -> None:
 
 def search_params(index: faiss.Index, k: int) -> faiss.SearchParameters | None:
     """Per-call parameters so that a deep search (large ``k``) can still fill its ``k`` rows."""
-    if kind_of(index) != "ivf":
-        return None  # flat is exact; HNSW already searches with max(efSearch, k)
+    kind = kind_of(index)
+    if kind == "hnsw":
+        ef = faiss.downcast_index(index.index).hnsw.efSearch
+        # With efSearch below k the graph walk cannot collect k results.
+        return faiss.SearchParametersHNSW(efSearch=2 * k) if 2 * k > ef else None
+    if kind != "ivf":
+        return None  # exact
     ivf = faiss.extract_index_ivf(index)
     per_list = max(1.0, ivf.ntotal / max(ivf.nlist, 1))
     # Probe enough lists to hold about twice k vectors, never fewer than configured.

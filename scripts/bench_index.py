@@ -234,6 +234,19 @@ def auto_figures(result: dict, spec: index_kinds.IndexSpec) -> dict:
     return {"build_s": entry["build_s"], "bytes": entry["bytes"], **chosen}
 
 
+def flat_scan(sizes: list[int]) -> list[dict]:
+    """Exact search p50/p99 at more sizes: where flat stops being fast (auto's first threshold)."""
+    out = []
+    for n in tqdm(sizes, desc="flat by size", unit="size"):
+        data = clustered(n + 200, seed=n)
+        index = vector_index.build_index(np.arange(n, dtype=np.int64), data[:n], kind="flat")
+        ms = latencies_ms(index, data[n:])
+        out.append(
+            {"n": n, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+        )
+    return out
+
+
 # ---------------------------------------------------------------------------- serving memory
 
 
@@ -489,7 +502,7 @@ def memory_rows(memory: dict) -> list[str]:
     return rows
 
 
-def report(results, memory, gpu, info, command, elapsed) -> str:
+def report(results, scan, memory, gpu, info, command, elapsed) -> str:
     """The markdown section for docs/benchmarks.md."""
     lines = [
         "## Vector index: kinds, build, memory, latency and recall",
@@ -524,6 +537,11 @@ def report(results, memory, gpu, info, command, elapsed) -> str:
     lines += ["", "Sweeps (recall@10 / p50):", "", "| vectors | kind | points |", "|---|---|---|"]
     for result in results:
         lines += sweep_rows(result)
+    lines += ["", "Exact (flat) search by catalog size, single query, one thread:", ""]
+    lines += ["| vectors | " + " | ".join(f"{r['n']:,}" for r in scan) + " |"]
+    lines += ["|---|" + "---|" * len(scan)]
+    lines += ["| p50 ms | " + " | ".join(f"{r['p50_ms']:.3f}" for r in scan) + " |"]
+    lines += ["| p99 ms | " + " | ".join(f"{r['p99_ms']:.3f}" for r in scan) + " |"]
     lines += ["", "![](index.png)", ""]
     if memory:
         lines += [
@@ -573,6 +591,13 @@ def main() -> None:
             results.append(measure_size(n, nq, args.quick, progress))
             progress.write("\n".join(table_rows(results[-1])))
             print_auto(results[-1])
+    scan = flat_scan(
+        [2_000, 5_000, 10_000, 20_000]
+        if args.quick
+        else [10_000, 20_000, 30_000, 50_000, 75_000, 100_000]
+    )
+    for row in scan:
+        print(f"flat at {row['n']:,}: p50 {row['p50_ms']:.3f} ms, p99 {row['p99_ms']:.3f} ms")
     memory = None
     if not args.no_memory:
         n = sizes[-1]
@@ -589,11 +614,12 @@ def main() -> None:
     command = "python scripts/bench_index.py" + " ".join([""] + sys.argv[1:])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    raw = {"machine": info, "dim": DIM, "k": K, "results": results, "memory": memory, "gpu": gpu}
+    raw = {"machine": info, "dim": DIM, "k": K, "results": results, "flat_by_size": scan}
+    raw.update(memory=memory, gpu=gpu)
     raw["elapsed_s"] = elapsed
     (out / "index.json").write_text(json.dumps(raw, indent=1))
     plot(results, out / "index.png")
-    md = report(results, memory, gpu, info, command, elapsed)
+    md = report(results, scan, memory, gpu, info, command, elapsed)
     (out / "index.md").write_text(md)
     print("\n".join(targets(results, memory)))
     print(f"wrote {out}/index.json, index.png, index.md in {elapsed:.0f} s")

@@ -126,9 +126,10 @@ def test_approximate_kinds_recall_exact_neighbours(kind, small_ivf):
     assert recall >= 0.9
 
 
-def test_a_deep_ivf_search_still_fills_every_row(small_ivf):
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_deep_search_still_fills_every_row(kind, small_ivf):
     # the similar-items search widens k until filters leave enough products
-    index = build_index(product_ids(3000), clustered(3000), kind="ivf")
+    index = build_index(product_ids(3000), clustered(3000), kind=kind)
     _, I = search(index, clustered(2, seed=4), 1500)
     assert (I >= 0).all()
 
