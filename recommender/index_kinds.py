@@ -28,19 +28,22 @@ import numpy as np
 KINDS = ("flat", "hnsw", "ivf")
 CHOICES = ("auto", *KINDS)
 
-# `auto`: exact search up to this many products (single-query p50 stays well under 1 ms).
-AUTO_FLAT_MAX = 30_000
-# `auto` above AUTO_FLAT_MAX: this kind (see docs/benchmarks.md for the figures behind it).
-AUTO_LARGE_KIND = "ivf"
+# `auto` (figures in docs/benchmarks/index.md): exact search up to AUTO_FLAT_MAX products
+# (p50 about 0.3 ms at 10k and 1 ms at 20k, then it jumps: 2 ms at 30k, 18 ms at 50k, 100 ms
+# at 1M, once the vectors no longer fit the CPU caches); IVF up to AUTO_HNSW_MIN (as fast as
+# HNSW at 100k, builds 5x faster and removes in place), HNSW above (IVF scans a share of the
+# catalog, so its latency grows linearly: 1.8-6 ms at 1M; HNSW's walk grows logarithmically).
+AUTO_FLAT_MAX = 20_000
+AUTO_HNSW_MIN = 200_000
 
-HNSW_M = 16  # graph degree: 32 builds twice as slowly for a recall gain efSearch also buys
+HNSW_M = 16  # graph degree: 32 builds twice as slowly (the 1M build must fit the benchmark)
 HNSW_EF_CONSTRUCTION = 40
-HNSW_EF_SEARCH = 96  # recall@10 >= 0.95 up to 1M products in the benchmark
+HNSW_EF_SEARCH = 96  # up to 100k (recall@10 0.962 there); above, scaled with sqrt(n)
 
 IVF_MIN_TRAIN = 2_000  # fewer vectors than this: too few to train lists, build flat instead
 IVF_POINTS_PER_LIST = 39  # faiss warns below 39 training points per centroid
 IVF_TRAIN_PER_LIST = 64  # training sample size per list (k-means cost grows with it)
-IVF_NPROBE_SHARE = 0.02  # lists probed per query, as a share of nlist (recall >= 0.95)
+IVF_NPROBE_SHARE = 0.025  # lists probed per query, as a share of nlist (0.967 at 100k)
 IVF_MIN_NPROBE = 8
 IVF_RETRAIN_RATIO = 2.0  # retrain when the catalog wants this many times more lists (~4x size)
 
@@ -65,7 +68,7 @@ def choose_kind(n: int, requested: str = "auto") -> str:
         raise ValueError(f"unknown index kind {requested!r}; use one of {', '.join(CHOICES)}")
     kind = requested
     if requested == "auto":
-        kind = "flat" if n <= AUTO_FLAT_MAX else AUTO_LARGE_KIND
+        kind = "flat" if n <= AUTO_FLAT_MAX else "ivf" if n < AUTO_HNSW_MIN else "hnsw"
     if kind == "ivf" and n < IVF_MIN_TRAIN:
         return "flat"  # nothing to train lists on: exact search is also the fastest here
     return kind
@@ -77,7 +80,7 @@ def default_spec(kind: str, n: int, overrides: dict[str, int] | None = None) -> 
     if kind == "flat":
         return IndexSpec("flat")
     if kind == "hnsw":
-        params = {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
+        params = {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": hnsw_ef(n)}
         return IndexSpec("hnsw", {**params, **_known(overrides, params)})
     if kind == "ivf":
         nlist = ivf_nlist(n)
@@ -86,6 +89,11 @@ def default_spec(kind: str, n: int, overrides: dict[str, int] | None = None) -> 
         params["nprobe"] = min(params["nprobe"], params["nlist"])
         return IndexSpec("ivf", params)
     raise ValueError(f"unknown index kind {kind!r}; use one of {', '.join(KINDS)}")
+
+
+def hnsw_ef(n: int) -> int:
+    """efSearch for ``n`` vectors: the graph is wider to cover at 1M than at 100k."""
+    return max(HNSW_EF_SEARCH, round(HNSW_EF_SEARCH * math.sqrt(n / 100_000)))
 
 
 def ivf_nlist(n: int) -> int:

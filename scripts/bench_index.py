@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,7 @@ RECALL_TARGET = 0.95
 LATENCY_TARGET_MS = 1.0
 EF_SWEEP = (16, 32, 64, 96, 128, 192, 256)
 NPROBE_SWEEP = (2, 4, 8, 16, 24, 32, 48, 64, 96, 128)
+PQ_SWEEP = (4, 16, 64)
 PQ_SUBQUANTIZERS = 66  # 4 dimensions per byte: 66 bytes per vector instead of 1,056
 
 
@@ -157,8 +159,8 @@ def ivfpq(xb: np.ndarray, ids: np.ndarray) -> tuple[faiss.Index, float]:
     return index, time.perf_counter() - started
 
 
-def measure_size(n: int, nq: int, quick: bool, progress: tqdm) -> dict:
-    """Every kind at one catalog size."""
+def measure_size(n: int, nq: int, progress: tqdm, save_auto: Path | None = None) -> dict:
+    """Every kind at one catalog size; the kind ``auto`` picks is saved into ``save_auto``."""
     data = clustered(n + nq, seed=n)
     xb, xq = data[:n], data[n:]
     ids = np.arange(n, dtype=np.int64) * 3 + 1  # product ids, not positions
@@ -175,22 +177,34 @@ def measure_size(n: int, nq: int, quick: bool, progress: tqdm) -> dict:
         "points": [{"param": None, **point(flat, xq, truth, flat_latency)}],
     }
     progress.update()
-    result["kinds"]["hnsw"] = sweep(ids, xb, xq, truth, "hnsw", n_latency, EF_SWEEP, progress)
-    result["kinds"]["ivf"] = sweep(ids, xb, xq, truth, "ivf", n_latency, NPROBE_SWEEP, progress)
+    auto = vector_index.index_spec(n, "auto")
+    if save_auto is not None and auto.kind == "flat":
+        _save(flat, save_auto)
+    del flat
+    for kind, values in (("hnsw", EF_SWEEP), ("ivf", NPROBE_SWEEP)):
+        index, result["kinds"][kind] = sweep(ids, xb, xq, truth, kind, n_latency, values)
+        if save_auto is not None and auto.kind == kind:
+            _save(index, save_auto)  # the memory probes serve this one: no second 1M build
+        del index
+        progress.update()
     index, seconds = ivfpq(xb, ids)
     result["kinds"]["ivfpq"] = {
         "params": {"nlist": index.nlist, "m": PQ_SUBQUANTIZERS, "nbits": 8},
         "build_s": seconds,
         "bytes": index_bytes(index),
-        "points": probe_sweep(index, xq, truth, n_latency, NPROBE_SWEEP),
+        "points": probe_sweep(index, xq, truth, n_latency, PQ_SWEEP),
     }
     progress.update()
-    auto = vector_index.index_spec(n, "auto")
     result["auto"] = {"kind": auto.kind, "params": auto.params, **auto_figures(result, auto)}
     return result
 
 
-def sweep(ids, xb, xq, truth, kind, n_latency, values, progress) -> dict:
+def _save(index: faiss.Index, directory: Path) -> None:
+    with vector_index.writer_lock(directory):
+        vector_index.save_index(index, directory, model_id="bench", weights_id="bench")
+
+
+def sweep(ids, xb, xq, truth, kind, n_latency, values) -> tuple[faiss.Index, dict]:
     """Build one kind with the product's defaults, then sweep its search-time parameter."""
     index, seconds = build_timed(ids, xb, kind)
     spec = index_kinds.spec_of(index)
@@ -205,13 +219,8 @@ def sweep(ids, xb, xq, truth, kind, n_latency, values, progress) -> dict:
     else:
         values = sorted({*values, spec.params["nprobe"]})
         points = probe_sweep(index, xq, truth, n_latency, values)
-    progress.update()
-    return {
-        "params": spec.params,
-        "build_s": seconds,
-        "bytes": index_bytes(index),
-        "points": points,
-    }
+    entry = {"params": spec.params, "build_s": seconds, "bytes": index_bytes(index)}
+    return index, {**entry, "points": points}
 
 
 def probe_sweep(index, xq, truth, n_latency, values) -> list[dict]:
@@ -278,19 +287,20 @@ sys.stdin.read()  # stay alive (pages mapped) until the parent has measured its 
 """
 
 
-def serving_memory(ids: np.ndarray, xb: np.ndarray, xq: np.ndarray, kind: str) -> dict:
-    """Resident memory of processes that load the index as the web processes do."""
-    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
-        directory = Path(tmp) / "index"
-        index = vector_index.build_index(ids, xb, kind=kind)
-        with vector_index.writer_lock(directory):
-            manifest = vector_index.save_index(index, directory, model_id="bench", weights_id="b")
-        del index
+def serving_memory(directory: Path, xq: np.ndarray) -> dict:
+    """Resident memory of processes that load the saved index as the web processes do."""
+    manifest = vector_index.read_manifest(directory)
+    with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "xq.npy", xq)
         args = [str(directory), None, str(Path(tmp) / "xq.npy")]
         read = _probe([args[:1] + ["0"] + args[2:]])[0]
         mapped = _probe([args[:1] + ["1"] + args[2:]] * 2)
-    return {"kind": kind, "file_bytes": manifest.size, "read": read, "mmap_two": mapped}
+    return {
+        "kind": manifest.index_kind,
+        "file_bytes": manifest.size,
+        "read": read,
+        "mmap_two": mapped,
+    }
 
 
 def _probe(arg_lists: list[list[str]]) -> list[dict]:
@@ -586,9 +596,12 @@ def main() -> None:
     info, started = machine(), time.perf_counter()
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     results = []
+    work = Path(tempfile.mkdtemp(prefix="bench-index-"))
+    save_auto = None if args.no_memory else work / "index"
     with tqdm(total=4 * len(sizes), desc="index kinds", unit="build") as progress:
         for n in sizes:
-            results.append(measure_size(n, nq, args.quick, progress))
+            largest = n == sizes[-1]
+            results.append(measure_size(n, nq, progress, save_auto if largest else None))
             progress.write("\n".join(table_rows(results[-1])))
             print_auto(results[-1])
     scan = flat_scan(
@@ -599,15 +612,14 @@ def main() -> None:
     for row in scan:
         print(f"flat at {row['n']:,}: p50 {row['p50_ms']:.3f} ms, p99 {row['p99_ms']:.3f} ms")
     memory = None
-    if not args.no_memory:
+    if save_auto is not None:
         n = sizes[-1]
-        data = clustered(n + 300, seed=n)
         print(
             f"serving memory with the {n:,} index ({results[-1]['auto']['kind']}) ...", flush=True
         )
-        ids = np.arange(n, dtype=np.int64) * 3 + 1
-        memory = serving_memory(ids, data[:n], data[n:], results[-1]["auto"]["kind"])
+        memory = serving_memory(save_auto, clustered(n + 300, seed=n)[n:])
         print("\n".join(memory_rows(memory)))
+    shutil.rmtree(work, ignore_errors=True)
     gpu = gpu_figures(sizes)
     print(f"faiss-gpu: {gpu if isinstance(gpu, str) else json.dumps(gpu)}")
     elapsed = time.perf_counter() - started

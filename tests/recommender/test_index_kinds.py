@@ -134,12 +134,19 @@ def test_a_deep_search_still_fills_every_row(kind, small_ivf):
     assert (I >= 0).all()
 
 
-def test_auto_picks_flat_for_small_catalogs_and_the_large_kind_above_the_threshold():
-    limit = index_kinds.AUTO_FLAT_MAX
-    assert index_kinds.choose_kind(limit) == "flat"
-    assert index_kinds.choose_kind(limit + 1) == index_kinds.AUTO_LARGE_KIND
+def test_auto_picks_flat_then_ivf_then_hnsw_by_catalog_size():
+    flat_max, hnsw_min = index_kinds.AUTO_FLAT_MAX, index_kinds.AUTO_HNSW_MIN
+    assert index_kinds.choose_kind(flat_max) == "flat"
+    assert index_kinds.choose_kind(flat_max + 1) == "ivf"
+    assert index_kinds.choose_kind(hnsw_min - 1) == "ivf"
+    assert index_kinds.choose_kind(hnsw_min) == "hnsw"
     assert index_kinds.choose_kind(10, "hnsw") == "hnsw"
-    assert index_kinds.choose_kind(limit * 100, "flat") == "flat"
+    assert index_kinds.choose_kind(hnsw_min * 10, "flat") == "flat"
+
+
+def test_hnsw_searches_wider_in_larger_catalogs():
+    assert index_spec(100_000, "hnsw").params["ef_search"] == index_kinds.HNSW_EF_SEARCH
+    assert index_spec(1_000_000, "hnsw").params["ef_search"] > 256
 
 
 def test_ivf_falls_back_to_flat_for_a_catalog_too_small_to_train():
@@ -168,8 +175,8 @@ def test_a_catalog_that_outgrows_exact_search_is_restructured(monkeypatch, small
     index = build_index(product_ids(1500), xb, kind="flat")
     # when it is checked against its size
     rebuilt = restructure_index(index, "auto")
-    # then it comes back as the large kind, holding the same entries
-    assert index_kinds.kind_of(rebuilt) == index_kinds.AUTO_LARGE_KIND
+    # then it comes back approximate, holding the same entries
+    assert index_kinds.kind_of(rebuilt) == "ivf"
     assert sorted(indexed_ids(rebuilt)) == sorted(product_ids(1500))
     assert restructure_index(rebuilt, "auto") is None
 

@@ -286,5 +286,5 @@ def test_a_sync_rebuilds_the_index_as_the_configured_kind(small_catalog, setting
     # then a new version of the other kind holds the same products
     manifest = vector_index.read_manifest(settings.LOOKALIKE_INDEX_DIR)
     assert report.kind_changed and manifest.index_kind == "hnsw"
-    assert manifest.index_params["ef_search"] == index_kinds.HNSW_EF_SEARCH
+    assert manifest.index_params["ef_search"] == index_kinds.hnsw_ef(len(small_catalog))
     assert held(settings.LOOKALIKE_INDEX_DIR) == {p.pk for p in small_catalog}
