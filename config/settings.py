@@ -213,6 +213,14 @@ LOOKALIKE_SUPPRESS_BACKGROUND = env_bool("LOOKALIKE_SUPPRESS_BACKGROUND", True)
 LOOKALIKE_INDEX_DIR = Path(env_str("LOOKALIKE_INDEX_DIR", str(VAR_DIR / "index")))
 # How often (seconds) a web process looks for a newer index version on disk.
 LOOKALIKE_INDEX_CHECK_INTERVAL = float(env_str("LOOKALIKE_INDEX_CHECK_INTERVAL", "1.0"))
+# Index kind: `auto` (exact for small catalogs, approximate above a size measured by
+# scripts/bench_index.py), or always `flat` (exact), `hnsw` or `ivf`.
+LOOKALIKE_INDEX_KIND = env_choice("LOOKALIKE_INDEX_KIND", "auto", ("auto", "flat", "hnsw", "ivf"))
+# Search-time parameters of the approximate kinds; 0 = the default measured for recall >= 0.95.
+LOOKALIKE_INDEX_EF_SEARCH = env_int("LOOKALIKE_INDEX_EF_SEARCH", 0, minimum=0)
+LOOKALIKE_INDEX_NPROBE = env_int("LOOKALIKE_INDEX_NPROBE", 0, minimum=0)
+# Web processes map the index file (shared pages) instead of reading a private copy.
+LOOKALIKE_INDEX_MMAP = env_bool("LOOKALIKE_INDEX_MMAP", True)
 LOOKALIKE_SIMILAR_K = env_int("LOOKALIKE_SIMILAR_K", 12, minimum=1)
 LOOKALIKE_PAGE_SIZE = env_int("LOOKALIKE_PAGE_SIZE", 24, minimum=1)
 

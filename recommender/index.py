@@ -3,7 +3,14 @@
 Plain Python + numpy + faiss on purpose (no Django), so it can be used and tested anywhere.
 
 Vectors are L2-normalised float32, so inner product equals cosine similarity.
-The index is ``IndexIDMap2(IndexFlatIP(d))``: exact search over product ids.
+The index is exact (flat), HNSW or IVF, chosen by catalog size (``recommender.index_kinds``);
+every kind searches over product ids, and the manifest records the kind and its parameters.
+
+Serving processes map the index file into memory (``faiss.IO_FLAG_MMAP_IFC``) instead of
+reading it: the pages live once in the OS page cache and are shared by every web process.
+Integrity: the writer hashes the bytes it writes (SHA-256, in the manifest); a reader checks
+the file's size and streams the file through SHA-256 before mapping it, so no second copy of
+the index is held in memory (see docs/benchmarks.md for what a reload costs at 1M products).
 
 Layout of an index directory::
 
@@ -28,13 +35,16 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
+
+from recommender import index_kinds
+from recommender.index_kinds import IndexSpec
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +90,15 @@ class Manifest:
     # Learned post-processing (whitening, projection head) fitted with this version, if any.
     postprocessor: str = ""
     postprocessor_checksum: str = ""
+    # Manifests written before index kinds existed describe exact (flat) indexes.
+    index_kind: str = "flat"
+    index_params: dict = field(default_factory=dict)
+    size: int = -1  # bytes of the index file; -1 in manifests written before it was recorded
+
+    @property
+    def spec(self) -> IndexSpec:
+        """The kind and parameters of the index this manifest describes."""
+        return IndexSpec(self.index_kind, dict(self.index_params))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest as a JSON-ready dict."""
@@ -91,17 +110,21 @@ class Manifest:
         if not isinstance(data, dict):
             raise ValueError(f"manifest must be a JSON object, got {type(data).__name__}")
         kwargs = {}
-        for field in fields(cls):
-            if field.name not in data:
-                if field.name in ("metric", "postprocessor", "postprocessor_checksum"):
+        for item in fields(cls):
+            if item.name not in data:
+                if item.name in _OPTIONAL_FIELDS:
                     continue
-                raise ValueError(f"manifest lacks {field.name!r}")
-            value = data[field.name]
+                raise ValueError(f"manifest lacks {item.name!r}")
+            value = data[item.name]
             # bool is an int subclass; a manifest saying `"version": true` is still broken.
-            if not isinstance(value, field.type) or isinstance(value, bool):
-                raise ValueError(f"manifest field {field.name!r} has a bad value: {value!r}")
-            kwargs[field.name] = value
+            if not isinstance(value, item.type) or isinstance(value, bool):
+                raise ValueError(f"manifest field {item.name!r} has a bad value: {value!r}")
+            kwargs[item.name] = value
+        if "index_params" in kwargs:
+            kwargs["index_params"] = index_kinds.as_params(kwargs["index_params"])
         manifest = cls(**kwargs)
+        if manifest.index_kind not in index_kinds.KINDS:
+            raise ValueError(f"manifest index_kind is unknown: {manifest.index_kind!r}")
         # The file name comes from disk; refuse anything that could point outside the directory.
         if not _INDEX_FILE_RE.match(manifest.index_file):
             raise ValueError(
@@ -114,19 +137,79 @@ class Manifest:
         return manifest
 
 
+_OPTIONAL_FIELDS = (
+    "metric",
+    "postprocessor",
+    "postprocessor_checksum",
+    "index_kind",
+    "index_params",
+    "size",
+)
+
+
 # ---------------------------------------------------------------------------- build and search
 
 
-def build_index(ids: np.ndarray, xb: np.ndarray, dim: int | None = None) -> faiss.Index:
-    """Build an exact inner-product index of the rows of ``xb`` under the product ``ids``."""
+def build_index(
+    ids: np.ndarray,
+    xb: np.ndarray,
+    dim: int | None = None,
+    *,
+    kind: str = "auto",
+    params: dict[str, int] | None = None,
+) -> faiss.Index:
+    """Build an inner-product index of the rows of ``xb`` under the product ``ids``.
+
+    ``kind`` is ``auto`` (chosen by catalog size), ``flat`` (exact), ``hnsw`` or ``ivf``;
+    ``params`` overrides the kind's parameters (e.g. ``{"ef_search": 128}``, 0 = default).
+    """
     ids = _as_ids(ids)
     xb = _as_vectors(xb, dim)
     if xb.shape[0] != ids.shape[0]:
         raise ValueError(f"got {ids.shape[0]} ids for {xb.shape[0]} vectors")
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(xb.shape[1]))
-    if len(ids):
-        index.add_with_ids(xb, ids)
-    return index
+    spec = index_spec(len(ids), kind, params)
+    return index_kinds.build(spec, ids, xb, xb.shape[1])
+
+
+def index_spec(n: int, kind: str = "auto", params: dict[str, int] | None = None) -> IndexSpec:
+    """The kind and parameters a catalog of ``n`` products gets when ``kind`` is asked for."""
+    return index_kinds.default_spec(index_kinds.choose_kind(n, kind), n, params)
+
+
+def update_index(
+    index: faiss.Index, remove: np.ndarray, ids: np.ndarray, xb: np.ndarray
+) -> faiss.Index:
+    """Remove ``remove`` ids and add ``xb`` under ``ids``; returns the index to save.
+
+    Flat and IVF indexes change in place; an HNSW index that loses entries is rebuilt from
+    the vectors it holds (faiss cannot remove from the graph), and the new one is returned.
+    """
+    ids = _as_ids(ids)
+    xb = _as_vectors(xb, index.d)
+    if xb.shape[0] != ids.shape[0]:
+        raise ValueError(f"got {ids.shape[0]} ids for {xb.shape[0]} vectors")
+    spec = index_kinds.spec_of(index)
+    return index_kinds.update(index, spec, np.asarray(remove, np.int64), ids, xb)
+
+
+def restructure_index(
+    index: faiss.Index, kind: str = "auto", params: dict[str, int] | None = None
+) -> faiss.Index | None:
+    """The index rebuilt as the kind its size now calls for, or None when it is right as it is.
+
+    A catalog that grows past a threshold becomes approximate, one that shrinks becomes exact,
+    and IVF lists trained on a much smaller catalog are retrained.
+    """
+    spec = index_kinds.spec_of(index)
+    if not index_kinds.needs_restructure(spec, index.ntotal, kind):
+        return None
+    ids, xb = index_kinds.vectors_of(index)
+    return index_kinds.build(index_spec(len(ids), kind, params), ids, xb, index.d)
+
+
+def indexed_ids(index: faiss.Index) -> np.ndarray:
+    """The product ids held by an index of any kind."""
+    return index_kinds.ids_of(index)
 
 
 def search(index: faiss.Index, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -143,7 +226,10 @@ def search(index: faiss.Index, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     k = min(int(k), index.ntotal)
     if k == 0:
         return np.empty((len(xq), 0), np.float32), np.empty((len(xq), 0), np.int64)
-    return index.search(xq, k)
+    params = index_kinds.search_params(index, k)
+    if params is None:
+        return index.search(xq, k)
+    return index.search(xq, k, params=params)
 
 
 def reconstruct_vectors(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
@@ -152,7 +238,7 @@ def reconstruct_vectors(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
     if len(ids) == 0:
         return np.empty((0, index.d), np.float32)
     # Check up front: faiss only says "key not found" without naming the id.
-    missing = np.setdiff1d(ids, faiss.vector_to_array(index.id_map))
+    missing = np.setdiff1d(ids, indexed_ids(index))
     if len(missing):
         raise KeyError(f"ids not in the index: {missing[:10].tolist()}")
     return index.reconstruct_batch(ids)
@@ -208,10 +294,10 @@ def save_index(
     postprocessor: bytes | None = None,
 ) -> Manifest:
     """Write ``index`` as the next version in ``directory``; call it under ``writer_lock``."""
-    if not isinstance(index, faiss.IndexIDMap2):
-        raise TypeError(
-            f"expected a faiss.IndexIDMap2 from build_index, got {type(index).__name__}"
-        )
+    try:
+        spec = index_kinds.spec_of(index)
+    except TypeError as exc:
+        raise TypeError(f"expected an index from build_index: {exc}") from exc
     if not model_id or not weights_id:
         raise ValueError("model_id and weights_id must be non-empty")
     directory = Path(directory)
@@ -230,6 +316,9 @@ def save_index(
         created_at=datetime.now(UTC).isoformat(),
         postprocessor=f"post-{version:06d}.npz" if postprocessor is not None else "",
         postprocessor_checksum=hashlib.sha256(postprocessor).hexdigest() if postprocessor else "",
+        index_kind=spec.kind,
+        index_params=spec.params,
+        size=len(data),
     )
     if postprocessor is not None:
         _write_atomic(directory / manifest.postprocessor, postprocessor)
@@ -260,28 +349,67 @@ def load_index(
     *,
     expected_model_id: str | None = None,
     expected_dim: int | None = None,
+    mmap: bool = False,
 ) -> tuple[faiss.Index, Manifest]:
-    """Load the current index after checking it against its manifest and the caller's model."""
+    """Load the current index after checking it against its manifest and the caller's model.
+
+    ``mmap=True`` maps the file read-only instead of reading it (for serving processes: the
+    pages are shared between processes); the result cannot be changed. Writers load with
+    ``mmap=False``.
+    """
     directory = Path(directory)
     manifest = read_manifest(directory)
     if manifest is None:
         raise IndexNotFound(f"no index in {directory}; {_REBUILD_HINT}")
     _check_expected(manifest, expected_model_id, expected_dim)
     path = directory / manifest.index_file
+    index = _read_mapped(path, manifest) if mmap else _read_whole(path, manifest)
+    _check_consistent(index, manifest, path)
+    index_kinds.set_search_params(index, manifest.spec)
+    return index, manifest
+
+
+def _read_whole(path: Path, manifest: Manifest) -> faiss.Index:
+    """Read the file into memory, check it and deserialize the very bytes that were checked."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise IndexCorrupt(f"manifest points to {path}, which cannot be read ({exc})") from exc
-    # Hash and deserialize the same bytes, so the index we verify is the index we serve.
-    checksum = hashlib.sha256(data).hexdigest()
+    _check_checksum(hashlib.sha256(data).hexdigest(), path, manifest)
+    return _deserialize(data, path)
+
+
+def _read_mapped(path: Path, manifest: Manifest) -> faiss.Index:
+    """Check the file by size and a streamed checksum, then map it read-only.
+
+    Index files are never changed after their rename (a new version is a new file), so the
+    bytes hashed are the bytes mapped.
+    """
+    try:
+        size = path.stat().st_size
+        if manifest.size >= 0 and size != manifest.size:
+            raise IndexCorrupt(
+                f"{path} has {size} bytes but the manifest says {manifest.size} "
+                f"(truncated or replaced file); {_REBUILD_HINT}"
+            )
+        with open(path, "rb") as f:
+            checksum = hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as exc:
+        raise IndexCorrupt(f"manifest points to {path}, which cannot be read ({exc})") from exc
+    _check_checksum(checksum, path, manifest)
+    try:
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+    except RuntimeError as exc:
+        raise IndexCorrupt(f"faiss cannot read {path}: {exc}; {_REBUILD_HINT}") from exc
+    return _checked_kind(index, path)
+
+
+def _check_checksum(checksum: str, path: Path, manifest: Manifest) -> None:
     if checksum != manifest.checksum:
         raise IndexCorrupt(
             f"{path} checksum {checksum[:12]}… does not match the manifest's "
             f"{manifest.checksum[:12]}… (corrupt or truncated file); {_REBUILD_HINT}"
         )
-    index = _deserialize(data, path)
-    _check_consistent(index, manifest, path)
-    return index, manifest
 
 
 def read_postprocessor(directory: PathLike, manifest: Manifest) -> bytes | None:
@@ -318,8 +446,17 @@ def _deserialize(data: bytes, path: Path) -> faiss.Index:
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     except RuntimeError as exc:
         raise IndexCorrupt(f"faiss cannot read {path}: {exc}; {_REBUILD_HINT}") from exc
-    if not isinstance(index, faiss.IndexIDMap2):
-        raise IndexCorrupt(f"{path} holds a {type(index).__name__}, not an IndexIDMap2")
+    return _checked_kind(index, path)
+
+
+def _checked_kind(index: faiss.Index, path: Path) -> faiss.Index:
+    """The index, if it is a kind this shop builds (faiss returns it as its concrete class)."""
+    # No faiss.downcast_index here: the new wrapper would not own the index, and the old
+    # one, owning it, would free it when dropped.
+    try:
+        index_kinds.kind_of(index)
+    except TypeError as exc:
+        raise IndexCorrupt(f"{path} holds an unexpected index: {exc}; {_REBUILD_HINT}") from exc
     return index
 
 
@@ -332,6 +469,11 @@ def _check_consistent(index: faiss.Index, manifest: Manifest, path: Path) -> Non
         )
     if manifest.metric != METRIC or index.metric_type != faiss.METRIC_INNER_PRODUCT:
         raise IndexCorrupt(f"{path} does not use the {METRIC} metric; {_REBUILD_HINT}")
+    kind = index_kinds.kind_of(index)
+    if kind != manifest.index_kind:
+        raise IndexCorrupt(
+            f"{path} is a {kind} index but the manifest says {manifest.index_kind}; {_REBUILD_HINT}"
+        )
 
 
 def _previous_manifest(directory: Path) -> Manifest | None:
@@ -450,12 +592,15 @@ class IndexReader:
         *,
         expected_model_id: str | None = None,
         check_interval: float = 1.0,
+        mmap: bool = True,
     ) -> None:
         """Remember where the index is; nothing is loaded until ``current()``."""
         self.directory = Path(directory)
         self.expected_model_id = expected_model_id
         self.check_interval = check_interval
+        self.mmap = mmap
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
         self._loaded: tuple[faiss.Index, Manifest] | None = None
         self._checked_at = float("-inf")
         self._failed_version: int | None = None
@@ -464,11 +609,18 @@ class IndexReader:
         """Return the current (index, manifest), reloading if the manifest version changed."""
         with self._lock:
             now = time.monotonic()
-            if self._loaded is None or now - self._checked_at >= self.check_interval:
+            if self._loaded is None:
                 self._checked_at = now
-                self._refresh()
-            assert self._loaded is not None
-            return self._loaded
+                self._refresh()  # the first load: there is nothing to serve meanwhile
+                return self._loaded
+            if now - self._checked_at < self.check_interval:
+                return self._loaded
+            self._checked_at = now
+        # A reload (hashing and mapping a large file) runs outside the lock, so the other
+        # threads of this process keep answering with the loaded version meanwhile.
+        with self._reload_lock:
+            self._refresh()
+        return self._loaded
 
     def invalidate(self) -> None:
         """Make the next ``current()`` re-read the manifest and retry a failed version."""
@@ -479,7 +631,9 @@ class IndexReader:
     def _refresh(self) -> None:
         """Load the manifest's version if it is new; keep the old index if that fails."""
         if self._loaded is None:
-            self._loaded = load_index(self.directory, expected_model_id=self.expected_model_id)
+            self._loaded = load_index(
+                self.directory, expected_model_id=self.expected_model_id, mmap=self.mmap
+            )
             return
         try:
             manifest = read_manifest(self.directory)
@@ -489,7 +643,9 @@ class IndexReader:
         if manifest is None or manifest.version in (self._loaded[1].version, self._failed_version):
             return
         try:
-            self._loaded = load_index(self.directory, expected_model_id=self.expected_model_id)
+            self._loaded = load_index(
+                self.directory, expected_model_id=self.expected_model_id, mmap=self.mmap
+            )
         except (IndexNotFound, IndexCorrupt, IndexMismatch) as exc:
             # Remember the bad version so it is not re-hashed and re-logged on every request.
             self._failed_version = manifest.version

@@ -18,7 +18,7 @@ from recommender import index as vector_index
 from recommender.embedding import current_extractor, extractor_for
 from recommender.models import ImageVector
 from recommender.postprocessing import serving_postprocessor
-from recommender.services import _readers, index_rebuild, products_embed
+from recommender.services import _readers, index_overrides, index_rebuild, products_embed
 from shop.models import EmbeddingStatus, Product
 
 logger = logging.getLogger(__name__)
@@ -31,10 +31,11 @@ class SyncReport:
     updated: int = 0
     version: int | None = None
     model_id: str = ""
+    kind_changed: bool = False  # rebuilt as another kind (size threshold crossed, setting)
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.removed or self.updated)
+        return bool(self.added or self.removed or self.updated or self.kind_changed)
 
 
 @dataclass
@@ -66,6 +67,9 @@ class IndexStatus:
     missing: int
     stale: int
     created_at: str | None
+    index_kind: str | None = None
+    index_params: dict = field(default_factory=dict)
+    configured_kind: str = "auto"
 
     @property
     def drift(self) -> int:
@@ -77,8 +81,8 @@ class IndexStatus:
 
 
 def indexed_ids(index: faiss.Index) -> np.ndarray:
-    """The product ids held by an IndexIDMap2."""
-    return faiss.vector_to_array(index.id_map).astype(np.int64)
+    """The product ids held by an index of any kind."""
+    return vector_index.indexed_ids(index)
 
 
 def _invalidate_readers() -> None:
@@ -149,13 +153,19 @@ def _apply(index: faiss.Index, manifest: vector_index.Manifest, changed: set[int
         version=manifest.version,
         model_id=manifest.model_id,
     )
+    if report.changed:
+        ids, xb = _vectors(manifest, add) if add else (np.empty(0, np.int64), np.empty(0))
+        # An HNSW index that loses entries comes back as a new, rebuilt index.
+        index = vector_index.update_index(index, np.array(sorted(remove), np.int64), ids, xb)
+    # A catalog that crossed a size threshold (or a changed setting) gets another kind.
+    rebuilt = vector_index.restructure_index(
+        index, settings.LOOKALIKE_INDEX_KIND, index_overrides()
+    )
+    if rebuilt is not None:
+        report.kind_changed = True
+        index = rebuilt
     if not report.changed:
         return report
-    if remove:
-        index.remove_ids(np.array(sorted(remove), dtype=np.int64))
-    if add:
-        ids, xb = _vectors(manifest, add)
-        index.add_with_ids(xb, ids)
     saved = vector_index.save_index(
         index,
         settings.LOOKALIKE_INDEX_DIR,
@@ -165,12 +175,13 @@ def _apply(index: faiss.Index, manifest: vector_index.Manifest, changed: set[int
     )
     report.version = saved.version
     logger.info(
-        "Index version %s: +%s -%s ~%s (%s)",
+        "Index version %s: +%s -%s ~%s (%s, %s)",
         saved.version,
         report.added,
         report.removed,
         report.updated,
         saved.model_id,
+        saved.spec.describe(),
     )
     return report
 
@@ -306,6 +317,7 @@ def index_status() -> IndexStatus:
             missing=len(wanted),
             stale=0,
             created_at=None,
+            configured_kind=settings.LOOKALIKE_INDEX_KIND,
             **counts,
         )
     held = set(indexed_ids(index).tolist())
@@ -319,5 +331,8 @@ def index_status() -> IndexStatus:
         missing=len(set(wanted) - held),
         stale=len(held - set(wanted)) + len(_stale_ids(index, manifest)),
         created_at=manifest.created_at,
+        index_kind=manifest.index_kind,
+        index_params=manifest.index_params,
+        configured_kind=settings.LOOKALIKE_INDEX_KIND,
         **counts,
     )

@@ -171,7 +171,13 @@ def index_rebuild(*, lock: bool = True) -> vector_index.Manifest:
     with vector_index.writer_lock(directory) if lock else contextlib.nullcontext():
         ids, xb = _active_vectors(extractor.model_id, extractor.dim)
         post = postprocessor_fit(extractor, ids, xb)
-        index = vector_index.build_index(ids, post.apply(xb), dim=post.output_dim(extractor.dim))
+        index = vector_index.build_index(
+            ids,
+            post.apply(xb),
+            dim=post.output_dim(extractor.dim),
+            kind=settings.LOOKALIKE_INDEX_KIND,
+            params=index_overrides(),
+        )
         manifest = vector_index.save_index(
             index,
             directory,
@@ -182,8 +188,22 @@ def index_rebuild(*, lock: bool = True) -> vector_index.Manifest:
     # Other processes notice the new manifest within the check interval; this one at once.
     for reader in _readers.values():
         reader.invalidate()
-    logger.info("Index version %s: %s products (%s)", manifest.version, len(ids), manifest.model_id)
+    logger.info(
+        "Index version %s: %s products (%s, %s)",
+        manifest.version,
+        len(ids),
+        manifest.model_id,
+        manifest.spec.describe(),
+    )
     return manifest
+
+
+def index_overrides() -> dict[str, int]:
+    """Search-time parameters set in the settings (0 = the kind's measured default)."""
+    return {
+        "ef_search": settings.LOOKALIKE_INDEX_EF_SEARCH,
+        "nprobe": settings.LOOKALIKE_INDEX_NPROBE,
+    }
 
 
 def _active_vectors(model_id: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -212,6 +232,7 @@ def serving_index() -> tuple[object, vector_index.Manifest]:
             reader = vector_index.IndexReader(
                 settings.LOOKALIKE_INDEX_DIR,
                 check_interval=settings.LOOKALIKE_INDEX_CHECK_INTERVAL,
+                mmap=settings.LOOKALIKE_INDEX_MMAP,
             )
             _readers[key] = reader
     index, manifest = reader.current()

@@ -14,11 +14,11 @@ from django.db import transaction
 from torchvision import models
 
 from recommender import index as vector_index
-from recommender import indexing
+from recommender import index_kinds, indexing
 from recommender.embedding import current_extractor, reset_backbone_choice
 from recommender.models import ImageVector
 from recommender.postprocessing import serving_postprocessor
-from recommender.services import similar_to_product
+from recommender.services import index_rebuild, similar_to_product
 from shop.models import Product
 
 pytestmark = pytest.mark.django_db
@@ -245,3 +245,46 @@ def test_an_enqueue_inside_a_rolled_back_transaction_runs_no_task(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         product_update(Product.objects.get(pk=product.pk), is_active=False)
     assert len(callbacks) == 1 and calls == [([],)]
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_sync_reconcile_and_status_work_for_every_index_kind(
+    kind, small_catalog, settings, monkeypatch, capsys
+):
+    # given the catalog indexed with an approximate kind (IVF allowed to train on 12 vectors)
+    monkeypatch.setattr(index_kinds, "IVF_MIN_TRAIN", 4)
+    settings.LOOKALIKE_INDEX_KIND = kind
+    index_rebuild()
+    directory = settings.LOOKALIKE_INDEX_DIR
+    assert vector_index.read_manifest(directory).index_kind == kind
+    # when one product is hidden, one deleted, and one gets another product's photo
+    hidden, deleted, a, b = (small_catalog[i] for i in (0, 1, 2, 5))
+    Product.objects.filter(pk=hidden.pk).update(is_active=False)
+    Product.objects.filter(pk=deleted.pk).delete()
+    Product.objects.filter(pk=a.pk).update(image_hash=b.image_hash, image=b.image)
+    report = indexing.index_sync([a.pk])
+    # then the new version, still of that kind, holds exactly the active products
+    assert (report.removed, report.updated, report.kind_changed) == (2, 1, False)
+    assert vector_index.read_manifest(directory).index_kind == kind
+    assert held(directory) == {p.pk for p in small_catalog[2:]}
+    index, _ = vector_index.load_index(directory)
+    xa, xb = vector_index.reconstruct_vectors(index, np.array([a.pk, b.pk]))
+    assert np.allclose(xa, xb)
+    assert similar_to_product(b.pk, k=1).items[0].product.pk == a.pk
+    # and reconcile finds nothing to repair; the status names the kind
+    assert indexing.index_reconcile().stale == 0
+    assert indexing.index_status().drift == 0
+    call_command("index_status")
+    assert f"Index kind:        {kind} (" in capsys.readouterr().out
+
+
+def test_a_sync_rebuilds_the_index_as_the_configured_kind(small_catalog, settings):
+    # given a flat index (the fixture's) and a setting that now asks for HNSW
+    settings.LOOKALIKE_INDEX_KIND = "hnsw"
+    # when the index is synced, with no catalog change
+    report = indexing.index_sync()
+    # then a new version of the other kind holds the same products
+    manifest = vector_index.read_manifest(settings.LOOKALIKE_INDEX_DIR)
+    assert report.kind_changed and manifest.index_kind == "hnsw"
+    assert manifest.index_params["ef_search"] == index_kinds.hnsw_ef(len(small_catalog))
+    assert held(settings.LOOKALIKE_INDEX_DIR) == {p.pk for p in small_catalog}

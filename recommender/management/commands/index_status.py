@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 from django.core.management.base import BaseCommand
 
+from recommender.index_kinds import IndexSpec
 from recommender.indexing import index_status
 
 
@@ -31,6 +32,7 @@ class Command(BaseCommand):
             f"Serving model:     {status.model_id or 'none'}",
             f"Configured model:  {status.configured_model_id}"
             + ("  (upgrade pending: run reindex)" if status.upgrade_pending else ""),
+            f"Index kind:        {_kind(status)}",
             f"Written at:        {status.created_at or '-'}",
             f"Indexed products:  {status.indexed}",
             f"Active products:   {status.active_products} "
@@ -40,6 +42,14 @@ class Command(BaseCommand):
             f"({status.missing} missing from the index, {status.stale} stale entries)",
         ]
         self.stdout.write("\n".join(lines))
+
+
+def _kind(status) -> str:
+    """The serving kind with its parameters, and the configured choice."""
+    if status.index_kind is None:
+        return f"none (configured: {status.configured_kind})"
+    spec = IndexSpec(status.index_kind, status.index_params)
+    return f"{spec.describe()}  (configured: {status.configured_kind})"
 
 
 def _dumps(data: dict) -> str:
