@@ -178,35 +178,39 @@ class PartnerApiView(APIView):
 
     def similar_response(self, **lookup) -> HttpResponse:
         """Similar items of a catalog product, from the answer cache when it holds them."""
+        # Keyed by the parameters as sent: only valid ones are ever cached, so a hit needs
+        # neither validation nor the product's row (the key's catalog is part of the key).
+        sent = tuple(sorted((name, tuple(v)) for name, v in self.request.query_params.lists()))
+        body = result_get(self._cache_key(_search(serving_version), lookup, sent))
+        if body is not None:
+            return HttpResponse(body, content_type="application/json")
         query = SimilarQuerySerializer(data=without_blanks(self.request.query_params))
         if not query.is_valid():
             self.catalog_product(**lookup)  # an unknown product is a 404 before its parameters
             raise ValidationError(query.errors)
         params = query.validated_data
-        k = params.get("k") or settings.LOOKALIKE_SIMILAR_K
-        weight = params.get("aesthetics_weight")
-        filters = self.filters(params)
-        cache_key = self._cache_key(_search(serving_version), lookup, k, filters, weight)
-        body = result_get(cache_key)
-        if body is None:
-            product = self.catalog_product(**lookup)
-            result = _search(
-                lambda: similar_to_product(
-                    product.pk, k, filters=filters, aesthetics_weight=weight, product=product
-                )
+        product = self.catalog_product(**lookup)
+        result = _search(
+            lambda: similar_to_product(
+                product.pk,
+                params.get("k") or settings.LOOKALIKE_SIMILAR_K,
+                filters=self.filters(params),
+                aesthetics_weight=params.get("aesthetics_weight"),
+                product=product,
             )
-            data = SimilarToProductSerializer(
-                _results(result, product=product), context={"request": self.request}
-            ).data
-            body = JSONRenderer().render(data)
-            result_set(self._cache_key(result.index_version, lookup, k, filters, weight), body)
+        )
+        data = SimilarToProductSerializer(
+            _results(result, product=product), context={"request": self.request}
+        ).data
+        body = JSONRenderer().render(data)
+        result_set(self._cache_key(result.index_version, lookup, sent), body)
         return HttpResponse(body, content_type="application/json")
 
-    def _cache_key(self, version: int, lookup: dict, k: int, filters, weight) -> tuple:
-        # Everything the answer depends on; the filters hold the key's catalog (merchant).
-        weight = settings.LOOKALIKE_AESTHETICS_WEIGHT if weight is None else weight
+    def _cache_key(self, version: int, lookup: dict, sent: tuple) -> tuple:
+        # Everything an answer depends on besides product data (which the TTL bounds).
+        scope = self.request.auth.merchant_id if isinstance(self.request.auth, ApiKey) else None
         host = f"{self.request.scheme}://{self.request.get_host()}"
-        return (version, *sorted(lookup.items()), k, filters, weight, host)
+        return (version, scope, *sorted(lookup.items()), sent, host)
 
 
 def _results(result: SimilarResult, **extra) -> dict:
