@@ -16,8 +16,8 @@ Usage:
 Needs wrk (`apt-get install -y wrk`), PostgreSQL and Redis on this machine.
 Expected wall time on 2 quiet cores: the first full run builds the catalog (5-10 minutes:
 rows, then the index with its whitening and head fitted on 100,000 vectors; far longer on a
-busy machine), then about 7 minutes of load; later runs reuse the catalog. --quick (5,000 products, 3-second
-loads, two variants) takes about a minute once its catalog is built.
+busy machine), then about 7 minutes of load; later runs reuse the catalog. --quick (5,000
+products, 3-second loads, two variants) takes about a minute once its catalog is built.
 """
 
 from __future__ import annotations
@@ -587,7 +587,7 @@ and one behind the partner API's key check, rate limits (counted in Redis) and u
 
 How: {report["products"]:,} products (synthetic {report["dim"]}-d vectors for
 `{report["model_id"]}`, indexed by the product's own `index_rebuild`, every photo scored) in
-{report["database"]}; gunicorn (`gunicorn.conf.py`: gthread, one thread per worker) on
+{report["database"]}; gunicorn (`gunicorn.conf.py`: sync workers) on
 127.0.0.1; wrk with {report["wrk_threads"]} threads and {report["connections"]} connections from a
 second process, {report["seconds_per_load"]:g} s per load after a warm-up. Product ids are drawn
 uniformly over the whole catalog (the worst case for a cache) or by Zipf popularity
