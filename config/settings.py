@@ -342,6 +342,21 @@ LOOKALIKE_API_USAGE_FLUSH_SECONDS = env_int("LOOKALIKE_API_USAGE_FLUSH_SECONDS",
 # Off only to measure the API without keys, limits and usage counting: it then answers anyone
 # from every catalog. Never in production.
 LOOKALIKE_API_KEYS_REQUIRED = env_bool("LOOKALIKE_API_KEYS_REQUIRED", True)
+# Similar-item answers are cached under the index version (a new version is seen at once);
+# product data in them (price, stock, title, active) may be this many seconds old. "local":
+# in each web process, "shared": in Django's cache (Redis in production), "off". Measured in
+# docs/benchmarks.md (scripts/bench_api.py).
+LOOKALIKE_API_RESULT_CACHE = env_choice(
+    "LOOKALIKE_API_RESULT_CACHE", "local", ("local", "shared", "off")
+)
+LOOKALIKE_API_RESULT_CACHE_SECONDS = env_int("LOOKALIKE_API_RESULT_CACHE_SECONDS", 10)
+LOOKALIKE_API_CACHE_SIZE = env_int("LOOKALIKE_API_CACHE_SIZE", 10_000)
+# Each web process keeps a key it has checked this many seconds (0: a database read per call),
+# so a key revoked in another process stops working within this time (at once in this one).
+LOOKALIKE_API_KEY_CACHE_SECONDS = env_int("LOOKALIKE_API_KEY_CACHE_SECONDS", 10)
+# The no-op endpoints /api/v1/bench/noop/ and /api/v1/bench/noop-keyed/ that scripts/bench_api.py
+# compares the similar-items endpoint with; 404 unless switched on.
+LOOKALIKE_API_BENCH_ENDPOINTS = env_bool("LOOKALIKE_API_BENCH_ENDPOINTS", False)
 
 LOGGING = {
     "version": 1,

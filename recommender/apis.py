@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
@@ -14,6 +14,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +24,7 @@ from embeddings import ImageRejected
 from recommender import api_docs as docs
 from recommender import index as vector_index
 from recommender.authentication import ApiKeyAuthentication, HasApiKey
+from recommender.cache import result_get, result_set
 from recommender.limits import LimitExceeded, key_limits, limits_check
 from recommender.models import ApiKey
 from recommender.serializers import (
@@ -42,6 +44,7 @@ from recommender.services import (
     ProductNotEmbedded,
     SimilarFilters,
     SimilarResult,
+    serving_version,
     similar_to_image,
     similar_to_product,
 )
@@ -173,23 +176,41 @@ class PartnerApiView(APIView):
             in_stock=query["in_stock"],
         )
 
-    def similar_response(self, product: Product) -> Response:
+    def similar_response(self, **lookup) -> HttpResponse:
+        """Similar items of a catalog product, from the answer cache when it holds them."""
+        # Keyed by the parameters as sent: only valid ones are ever cached, so a hit needs
+        # neither validation nor the product's row (the key's catalog is part of the key).
+        sent = tuple(sorted((name, tuple(v)) for name, v in self.request.query_params.lists()))
+        body = result_get(self._cache_key(_search(serving_version), lookup, sent))
+        if body is not None:
+            return HttpResponse(body, content_type="application/json")
         query = SimilarQuerySerializer(data=without_blanks(self.request.query_params))
-        query.is_valid(raise_exception=True)
+        if not query.is_valid():
+            self.catalog_product(**lookup)  # an unknown product is a 404 before its parameters
+            raise ValidationError(query.errors)
         params = query.validated_data
+        product = self.catalog_product(**lookup)
         result = _search(
             lambda: similar_to_product(
                 product.pk,
                 params.get("k") or settings.LOOKALIKE_SIMILAR_K,
                 filters=self.filters(params),
                 aesthetics_weight=params.get("aesthetics_weight"),
+                product=product,
             )
         )
-        return Response(
-            SimilarToProductSerializer(
-                _results(result, product=product), context={"request": self.request}
-            ).data
-        )
+        data = SimilarToProductSerializer(
+            _results(result, product=product), context={"request": self.request}
+        ).data
+        body = JSONRenderer().render(data)
+        result_set(self._cache_key(result.index_version, lookup, sent), body)
+        return HttpResponse(body, content_type="application/json")
+
+    def _cache_key(self, version: int, lookup: dict, sent: tuple) -> tuple:
+        # Everything an answer depends on besides product data (which the TTL bounds).
+        scope = self.request.auth.merchant_id if isinstance(self.request.auth, ApiKey) else None
+        host = f"{self.request.scheme}://{self.request.get_host()}"
+        return (version, scope, *sorted(lookup.items()), sent, host)
 
 
 def _results(result: SimilarResult, **extra) -> dict:
@@ -219,8 +240,8 @@ class SimilarProductsApi(PartnerApiView):
         responses={200: SimilarToProductSerializer, **docs.SIMILAR_ERRORS},
         examples=[SIMILAR_EXAMPLE],
     )
-    def get(self, request: Request, product_id: int) -> Response:
-        return self.similar_response(self.catalog_product(pk=product_id))
+    def get(self, request: Request, product_id: int) -> HttpResponse:
+        return self.similar_response(pk=product_id)
 
 
 class SimilarProductsBySkuApi(PartnerApiView):
@@ -233,8 +254,8 @@ class SimilarProductsBySkuApi(PartnerApiView):
         responses={200: SimilarToProductSerializer, **docs.SIMILAR_ERRORS},
         examples=[SIMILAR_EXAMPLE],
     )
-    def get(self, request: Request, sku: str) -> Response:
-        return self.similar_response(self.catalog_product(sku=sku))
+    def get(self, request: Request, sku: str) -> HttpResponse:
+        return self.similar_response(sku=sku)
 
 
 class ImageSearchApi(PartnerApiView):
@@ -436,12 +457,41 @@ class HealthApi(APIView):
         return Response(HealthSerializer(body).data)
 
 
+def _no_endpoint(request) -> str:
+    return f"There is no API endpoint at {request.path}; see /api/docs/."
+
+
+class BenchOnly:
+    """An endpoint that exists only on benchmark servers (LOOKALIKE_API_BENCH_ENDPOINTS)."""
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        # Before the key is checked: elsewhere these paths are as absent as any unknown one.
+        if not settings.LOOKALIKE_API_BENCH_ENDPOINTS:
+            raise NotFound(_no_endpoint(request))
+        super().initial(request, *args, **kwargs)
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})
+
+
+class BenchNoopApi(BenchOnly, APIView):
+    """Does nothing, with nothing in front: what Django + DRF alone cost."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+
+class BenchKeyedNoopApi(BenchOnly, PartnerApiView):
+    """Does nothing behind the partner API's key check, rate limits and usage counting."""
+
+
 def not_found(request, exception=None):
     """404 handler: JSON in the API's error shape under /api/, the shop's page elsewhere."""
     if request.path.startswith("/api/"):
         body = {
             "code": "not_found",
-            "message": f"There is no API endpoint at {request.path}; see /api/docs/.",
+            "message": _no_endpoint(request),
             "errors": {},
         }
         return JsonResponse(body, status=404)

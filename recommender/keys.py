@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from recommender.cache import key_cache
 from recommender.models import ApiKey
 from shop.models import Merchant
 
@@ -101,6 +102,8 @@ def api_key_revoke(api_key: ApiKey) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+    # At once in this process; other web processes drop it within their key cache's TTL.
+    key_cache().discard(api_key.prefix)
     return api_key
 
 
@@ -113,7 +116,7 @@ def api_key_check(presented: str) -> ApiKey:
             "The API key is malformed; it reads lk_<8 characters>_<40 characters>. "
             "Copy it again from your merchant dashboard.",
         )
-    api_key = ApiKey.objects.select_related("merchant").filter(prefix=match["prefix"]).first()
+    api_key = _key_by_prefix(match["prefix"])
     # Compare against a dummy hash when the prefix is unknown, so that both paths take as long.
     expected = api_key.secret_hash if api_key else hash_secret("x" * SECRET_LENGTH)
     if not hmac.compare_digest(expected, hash_secret(match["secret"])) or api_key is None:
@@ -124,6 +127,18 @@ def api_key_check(presented: str) -> ApiKey:
         raise KeyRejected(
             "revoked_api_key", "This API key was revoked; ask the merchant for a new one."
         )
+    return api_key
+
+
+def _key_by_prefix(prefix: str) -> ApiKey | None:
+    # A read per call costs as much as the rest of a cached answer: each process keeps the
+    # keys it has seen for LOOKALIKE_API_KEY_CACHE_SECONDS. Unknown prefixes are not kept.
+    keys = key_cache()
+    api_key = keys.get(prefix)
+    if api_key is None:
+        api_key = ApiKey.objects.select_related("merchant").filter(prefix=prefix).first()
+        if api_key is not None:
+            keys.set(prefix, api_key)
     return api_key
 
 

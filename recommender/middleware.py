@@ -116,3 +116,5 @@ def _count(request: HttpRequest, response: HttpResponse, api_key: ApiKey) -> Non
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > dt.timedelta(minutes=1):
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        # The key object is kept by the key cache across calls: remember the write there too.
+        api_key.last_used_at = now

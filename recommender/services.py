@@ -219,12 +219,7 @@ def _active_vectors(model_id: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, xb
 
 
-def serving_index() -> tuple[object, vector_index.Manifest]:
-    """The current index for this process, reloaded when a new version is written.
-
-    The index decides the model: during a model upgrade the previous version keeps serving
-    (with its own model for queries) until the new one is complete.
-    """
+def _serving_reader() -> vector_index.IndexReader:
     key = str(settings.LOOKALIKE_INDEX_DIR)
     with _readers_lock:
         reader = _readers.get(key)
@@ -235,12 +230,26 @@ def serving_index() -> tuple[object, vector_index.Manifest]:
                 mmap=settings.LOOKALIKE_INDEX_MMAP,
             )
             _readers[key] = reader
-    index, manifest = reader.current()
+    return reader
+
+
+def serving_index() -> tuple[object, vector_index.Manifest]:
+    """The current index for this process, reloaded when a new version is written.
+
+    The index decides the model: during a model upgrade the previous version keeps serving
+    (with its own model for queries) until the new one is complete.
+    """
+    index, manifest = _serving_reader().current()
     try:
         extractor_for(manifest.model_id)
     except ModelUnavailable as exc:
         raise vector_index.IndexMismatch(str(exc)) from exc
     return index, manifest
+
+
+def serving_version() -> int:
+    """The version of the index this process serves now (what cached answers are keyed by)."""
+    return _serving_reader().current()[1].version
 
 
 def product_vector(product: Product, model_id: str | None = None) -> np.ndarray:
@@ -268,9 +277,14 @@ def similar_to_product(
     *,
     filters: SimilarFilters = NO_FILTERS,
     aesthetics_weight: float | None = None,
+    product: Product | None = None,
 ) -> SimilarResult:
-    """Products that look like this one; raises Product.DoesNotExist for unknown ids."""
-    product = Product.objects.get(pk=product_id, is_active=True)
+    """Products that look like this one; raises Product.DoesNotExist for unknown ids.
+
+    A caller that has just read the (active) product passes it, saving a query.
+    """
+    if product is None or product.pk != product_id:
+        product = Product.objects.get(pk=product_id, is_active=True)
     index, manifest = serving_index()
     xq = product_vector(product, manifest.model_id)
     return _similar(

@@ -18,4 +18,7 @@ urlpatterns = [
     ),
     path("search/image/", apis.ImageSearchApi.as_view(), name="image-search"),
     path("usage/", apis.UsageApi.as_view(), name="usage"),
+    # 404 unless LOOKALIKE_API_BENCH_ENDPOINTS is on (scripts/bench_api.py).
+    path("bench/noop/", apis.BenchNoopApi.as_view(), name="bench-noop"),
+    path("bench/noop-keyed/", apis.BenchKeyedNoopApi.as_view(), name="bench-noop-keyed"),
 ]

@@ -34,6 +34,10 @@ def _isolated_files(request, tmp_path: Path):
     settings.LOOKALIKE_WEIGHTS_DOWNLOAD = False
     reset_backbone_choice()
     services._readers.clear()
+    # Cached answers and keys are keyed by ids, and ids repeat after a rollback.
+    from recommender.cache import caches_clear
+
+    caches_clear()
     # Rate-limit counters are keyed by key id, and ids repeat after a rollback: start afresh.
     from django.core.cache import cache
 

@@ -1,0 +1,34 @@
+"""gunicorn settings for serving Lookalike: `gunicorn config.wsgi` reads this file from here.
+
+Command-line flags win over these (`gunicorn config.wsgi -w 4 -b 0.0.0.0:8000`). The worker
+count and class are what scripts/bench_api.py measured best (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+# Each worker is one process with one request at a time: the workers are the parallelism, so
+# FAISS and PyTorch must not each start a thread per core in every worker (set before they load).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+bind = os.environ.get("LOOKALIKE_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count()))
+# sync, not gthread: measured with wrk (16 connections, 2 workers), gthread's poller thread and
+# request thread hand the GIL back and forth at every Redis or database read, and the keyed
+# no-op fell to a quarter of the bare one's rate; with sync workers the two are close.
+worker_class = "sync"
+timeout = 60
+accesslog = os.environ.get("LOOKALIKE_ACCESS_LOG") or None
+
+
+def post_worker_init(worker) -> None:
+    """Load the index (and its model) before the worker takes its first request."""
+    from recommender import index as vector_index
+    from recommender.services import serving_index
+
+    try:
+        serving_index()
+    except (vector_index.IndexNotFound, vector_index.IndexCorrupt, vector_index.IndexMismatch):
+        worker.log.warning("No usable index yet; similar items answer 503 until there is one")
