@@ -56,6 +56,7 @@ def evaluate(
         whiten_dims=pipeline.config.whiten_dims,
         head_weight=pipeline.config.head_weight,
         seed=seed,
+        parts=pipeline.parts,
     )
     xb = post.apply(xb_raw)
     report = {

@@ -27,6 +27,8 @@ CROPS = ("letterbox", "centre")
 POOLINGS = ("avg", "gem", "multi")
 GEM_P = 3.0
 COLOUR_BINS = (8, 3, 3)  # hue x saturation x value
+LAYOUT_GRID = 3  # layout: 3 x 3 overlapping regions of the stride-16 map
+LAYOUT_OVERLAP = 0.4  # share of a region's side it shares with its neighbour
 MIN_BOX_AREA = 0.05  # a saliency box smaller than this is noise: keep the whole photo
 BOX_MARGIN = 0.02
 
@@ -42,7 +44,9 @@ class PipelineConfig:
     crop: str = "centre"
     pooling: str = "multi"
     mirror: bool = True
-    colour_weight: float = 0.0
+    colour_weight: float = 0.1
+    # Share of the score for the layout: what lies where in the photo (same photo, same item).
+    layout_weight: float = 0.5
     whiten_dims: int = 256
     head_weight: float = 0.7
     # Share of the head in an uploaded photo's query: 0 looks for the very product.
@@ -56,9 +60,11 @@ class PipelineConfig:
             raise ValueError(f"Unknown pooling {self.pooling!r}; use one of {', '.join(POOLINGS)}.")
         if not self.backbones or any(w <= 0 for _, w in self.backbones):
             raise ValueError("Give at least one backbone, each with a positive weight.")
-        weights = (self.colour_weight, self.head_weight, self.query_head_weight)
+        weights = (self.colour_weight, self.layout_weight, self.head_weight, self.query_head_weight)
         if not all(0 <= w < 1 for w in weights):
-            raise ValueError("Colour and head weights are shares of the score: 0 <= w < 1.")
+            raise ValueError("Colour, layout and head weights are shares of a score: 0 <= w < 1.")
+        if self.colour_weight + self.layout_weight >= 1:
+            raise ValueError("Colour and layout together must leave the shape a share: sum < 1.")
 
     def key(self) -> str:
         """Short text naming the choices, e.g. 'lb.gem.mir.col0.2.w256.h0.5.bg'."""
@@ -67,6 +73,7 @@ class PipelineConfig:
             self.pooling,
             "mir" if self.mirror else "",
             f"col{self.colour_weight:g}" if self.colour_weight else "",
+            f"lay{self.layout_weight:g}" if self.layout_weight else "",
             f"w{self.whiten_dims}" if self.whiten_dims else "",
             f"h{self.head_weight:g}q{self.query_head_weight:g}" if self.head_weight else "",
             "bg" if self.suppress_background else "",
@@ -130,9 +137,23 @@ class Pipeline:
     @property
     def dim(self) -> int:
         """Dimension of the stored (raw) vectors."""
-        per_backbone = [self._pooled_dim(e) for e in self.extractors]
-        colour = int(np.prod(COLOUR_BINS)) if self.config.colour_weight else 0
-        return sum(per_backbone) + colour
+        return sum(dim for dim, _, _ in self.parts)
+
+    @property
+    def parts(self) -> list[tuple[int, float, bool]]:
+        """The raw vector's components in order: (dimension, share of the score, whitened).
+
+        Shape (the backbones' pooled features), then layout, then colour; each is a unit
+        vector scaled by the square root of its share, so the shares add up in the cosine.
+        """
+        config = self.config
+        shape = 1.0 - config.colour_weight - config.layout_weight
+        out = [(sum(self._pooled_dim(e) for e in self.extractors), shape, True)]
+        if config.layout_weight:
+            out.append((self._layout_dim(self.extractors[0]), config.layout_weight, True))
+        if config.colour_weight:
+            out.append((int(np.prod(COLOUR_BINS)), config.colour_weight, False))
+        return out
 
     def embed_catalog(self, images: Sequence[Image.Image], progress=None) -> np.ndarray:
         """Vectors of product photos, as stored per (image hash, model id)."""
@@ -156,27 +177,34 @@ class Pipeline:
     def _embed(self, images: list[Image.Image], progress) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim), np.float32)
-        parts = []
+        parts, layout = [], None
+        views = [False, True] if self.config.mirror else [False]
         for extractor, (_, weight) in zip(self.extractors, self.config.backbones, strict=True):
-            parts.append(float(np.sqrt(weight)) * self._backbone_vectors(extractor, images))
+            # One forward pass per view gives every pooling (and the layout) at once.
+            pooled = [self._pooled(extractor, images, self.config.crop, flip) for flip in views]
+            # The mean of a photo and its mirror image is the same for both: left or right shoe.
+            vectors = l2n(np.mean([p[self.config.pooling] for p in pooled], axis=0))
+            parts.append(float(np.sqrt(weight)) * vectors)
+            if layout is None and self.config.layout_weight:
+                layout = l2n(np.mean([p["layout"] for p in pooled], axis=0))
             if progress:
                 progress(len(images))
         shape = l2n(np.hstack(parts))
-        if not self.config.colour_weight:
+        config = self.config
+        if not config.colour_weight and not config.layout_weight:
             return shape
-        # Shares of the cosine: (1 - w) shape + w colour, so shape still dominates.
-        w = self.config.colour_weight
-        colour = colour_histograms(images)
-        return l2n(np.hstack([np.sqrt(1 - w) * shape, np.sqrt(w) * colour]))
+        # Shares of the cosine: shape + layout + colour = 1, so shape and layout dominate.
+        out = [np.sqrt(1 - config.colour_weight - config.layout_weight) * shape]
+        if config.layout_weight:
+            out.append(np.sqrt(config.layout_weight) * layout)
+        if config.colour_weight:
+            out.append(np.sqrt(config.colour_weight) * colour_histograms(images))
+        return l2n(np.hstack(out))
 
-    def _backbone_vectors(self, extractor: Extractor, images: list[Image.Image]) -> np.ndarray:
-        views = [False, True] if self.config.mirror else [False]
-        pooled = [
-            self._pooled(extractor, images, self.config.crop, flip)[self.config.pooling]
-            for flip in views
-        ]
-        # The mean of a photo and its mirror image is the same for both: left or right shoe.
-        return l2n(np.mean(pooled, axis=0))
+    def _layout_dim(self, extractor: Extractor) -> int:
+        probe = torch.zeros(1, 3, extractor.backbone.input_size, extractor.backbone.input_size)
+        with torch.inference_mode():
+            return extractor.model.feature_maps(probe)[0].shape[1] * LAYOUT_GRID**2
 
     def _pooled_dim(self, extractor: Extractor) -> int:
         if self.config.pooling != "multi":
@@ -189,6 +217,9 @@ class Pipeline:
         self, extractor: Extractor, images: Sequence[Image.Image], crop: str, flip: bool
     ) -> dict[str, np.ndarray]:
         tag = f"{extractor.model_id}/{crop}/{'flip' if flip else 'plain'}"
+        if self.config.layout_weight and crop != "stretch":
+            # Older cached features lack the layout: those configurations keep their cache.
+            tag += "/layout"
         compute = lambda batch: pooled_features(  # noqa: E731
             extractor, batch, crop, flip, self.batch_size
         )
@@ -204,9 +235,9 @@ def pooled_features(
     flip: bool,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> dict[str, np.ndarray]:
-    """One forward pass per batch, every pooling at once: avg, gem, multi, and saliency boxes."""
+    """One forward pass per batch, every pooling at once: avg, gem, multi, layout, boxes."""
     transform = extractor.backbone.transforms(crop)
-    out: dict[str, list[np.ndarray]] = {"avg": [], "gem": [], "multi": [], "box": []}
+    out: dict[str, list[np.ndarray]] = {"avg": [], "gem": [], "multi": [], "layout": [], "box": []}
     # PIL releases the GIL while resizing, so threads overlap preprocessing.
     with ThreadPoolExecutor(extractor.preprocess_workers) as pool:
         for start in range(0, len(images), batch_size):
@@ -228,12 +259,39 @@ def _pool_batch(extractor: Extractor, batch: torch.Tensor, flip: bool, out: dict
     out["gem"].append(F.normalize(gem(final), dim=1).numpy())
     multi = torch.cat([F.normalize(gem(m), dim=1) for m in maps], dim=1)
     out["multi"].append(F.normalize(multi, dim=1).numpy())
+    out["layout"].append(layout(maps[0]).numpy())
     out["box"].append(saliency_boxes(maps[0], flip))
 
 
 def gem(x: torch.Tensor, p: float = GEM_P) -> torch.Tensor:
     """Generalised-mean pooling over the spatial grid: between average (p=1) and max."""
     return x.clamp(min=1e-6).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
+
+
+def layout(fmap: torch.Tensor, n: int = LAYOUT_GRID) -> torch.Tensor:
+    """(batch, channels * n * n) unit vectors: GeM of n x n overlapping regions, in place.
+
+    Unlike global pooling this keeps what lies where, which tells two photos of the same
+    item from two alike items. Each region is L2-normalised; the grid is added to its mirror
+    image, so a photo and its mirror get the same layout (and rotations of a few degrees
+    or a loose framing move little between overlapping regions).
+    """
+    size = 1 / (n - (n - 1) * LAYOUT_OVERLAP)
+    starts = [i * size * (1 - LAYOUT_OVERLAP) for i in range(n)]
+    height, width = fmap.shape[2:]
+    cubed = fmap.float().clamp(min=1e-6).pow(GEM_P)
+    regions = []
+    for top in starts:
+        t0 = int(top * height)
+        t1 = max(t0 + 1, round((top + size) * height))
+        for left in starts:
+            l0 = int(left * width)
+            l1 = max(l0 + 1, round((left + size) * width))
+            pooled = cubed[:, :, t0:t1, l0:l1].mean(dim=(2, 3)).pow(1.0 / GEM_P)
+            regions.append(F.normalize(pooled, dim=1))
+    grid = torch.stack(regions, dim=1).view(fmap.shape[0], n, n, -1)
+    grid = grid + grid.flip(2)
+    return F.normalize(grid.reshape(fmap.shape[0], -1), dim=1)
 
 
 def saliency_boxes(fmap: torch.Tensor, flipped: bool = False) -> np.ndarray:

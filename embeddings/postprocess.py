@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -38,22 +38,46 @@ def l2n(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class PostProcessor:
-    """Whitening and/or a projection head; with neither it returns vectors unchanged."""
+    """Whitening and/or a projection head; with neither it returns vectors unchanged.
+
+    A raw vector made of several parts (shape, layout, colour: ``Pipeline.parts``) has each
+    part whitened on its own (``parts`` holds (dimension, share) rows and ``part_maps`` a
+    (mean, whitening) pair or None per part); a single-part vector uses mean and whitening.
+    """
 
     mean: np.ndarray | None = None
     whitening: np.ndarray | None = None
     head: np.ndarray | None = None
     head_weight: float = 0.0
+    parts: np.ndarray | None = None
+    part_maps: list[tuple[np.ndarray, np.ndarray] | None] = field(default_factory=list)
 
     @property
     def is_identity(self) -> bool:
         """True when there is nothing learned to apply."""
-        return self.whitening is None and self.head is None
+        return self.whitening is None and self.head is None and self.parts is None
 
     def output_dim(self, dim: int) -> int:
         """Dimension of the vectors this produces from dim-dimensional inputs."""
-        base = self.whitening.shape[1] if self.whitening is not None else dim
+        if self.parts is not None:
+            base = sum(
+                int(d) if m is None else m[1].shape[1]
+                for (d, _), m in zip(self.parts, self.part_maps, strict=True)
+            )
+        else:
+            base = self.whitening.shape[1] if self.whitening is not None else dim
         return base + (self.head.shape[1] if self.head is not None else 0)
+
+    def _base(self, x: np.ndarray) -> np.ndarray:
+        if self.parts is None:
+            return x if self.whitening is None else l2n((x - self.mean) @ self.whitening)
+        pieces, start = [], 0
+        for (dim, share), maps in zip(self.parts, self.part_maps, strict=True):
+            part = x[:, start : start + int(dim)]
+            start += int(dim)
+            part = l2n(part if maps is None else (part - maps[0]) @ maps[1])
+            pieces.append(np.sqrt(share) * part)
+        return l2n(np.hstack(pieces))
 
     def apply(self, x: np.ndarray, head_weight: float | None = None) -> np.ndarray:
         """Map raw pipeline vectors (n, d) to searchable unit vectors.
@@ -62,7 +86,7 @@ class PostProcessor:
         is ranked by the base part alone (the same product, not only the same category).
         """
         x = np.atleast_2d(np.asarray(x, np.float32))
-        base = x if self.whitening is None else l2n((x - self.mean) @ self.whitening)
+        base = self._base(x)
         if self.head is None:
             return base
         # Weighted concatenation: cosine = (1 - w) * base cosine + w * head cosine.
@@ -80,9 +104,12 @@ class PostProcessor:
     def to_bytes(self) -> bytes:
         """Serialise as an .npz file's bytes."""
         arrays = {"head_weight": np.float32(self.head_weight)}
-        for name in ("mean", "whitening", "head"):
+        for name in ("mean", "whitening", "head", "parts"):
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name)
+        for i, maps in enumerate(self.part_maps):
+            if maps is not None:
+                arrays[f"part{i}_mean"], arrays[f"part{i}_whitening"] = maps
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         return buffer.getvalue()
@@ -91,8 +118,17 @@ class PostProcessor:
     def from_bytes(cls, data: bytes) -> PostProcessor:
         """Read what to_bytes wrote."""
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in ("mean", "whitening", "head") if name in npz}
-            return cls(**arrays, head_weight=float(npz["head_weight"]))
+            arrays = {
+                name: npz[name] for name in ("mean", "whitening", "head", "parts") if name in npz
+            }
+            n_parts = len(arrays["parts"]) if "parts" in arrays else 0
+            part_maps = [
+                (npz[f"part{i}_mean"], npz[f"part{i}_whitening"])
+                if f"part{i}_mean" in npz
+                else None
+                for i in range(n_parts)
+            ]
+            return cls(**arrays, part_maps=part_maps, head_weight=float(npz["head_weight"]))
 
 
 def fit_postprocessor(
@@ -102,14 +138,26 @@ def fit_postprocessor(
     whiten_dims: int = 0,
     head_weight: float = 0.0,
     seed: int = 0,
+    parts: list[tuple[int, float, bool]] | None = None,
 ) -> PostProcessor:
-    """Fit whitening (whiten_dims > 0) and a head (head_weight > 0) on catalog vectors."""
+    """Fit whitening (whiten_dims > 0) and a head (head_weight > 0) on catalog vectors.
+
+    parts (``Pipeline.parts``: dimension, share, whitened) splits a raw vector of several
+    components; each marked one is whitened on its own, the others only renormalised.
+    """
     post = PostProcessor()
     if len(xb) > FIT_SAMPLE:
         rows = np.sort(np.random.default_rng(seed).choice(len(xb), FIT_SAMPLE, replace=False))
         xb = np.asarray(xb)[rows]
         labels = [labels[row] for row in rows] if labels is not None else None
-    if whiten_dims > 0 and len(xb) > 2:
+    if whiten_dims > 0 and len(xb) > 2 and parts and len(parts) > 1:
+        post.parts = np.array([[dim, share] for dim, share, _ in parts], np.float32)
+        start = 0
+        for dim, _, whiten in parts:
+            part = xb[:, start : start + dim]
+            start += dim
+            post.part_maps.append(fit_whitening(part, whiten_dims) if whiten else None)
+    elif whiten_dims > 0 and len(xb) > 2:
         post.mean, post.whitening = fit_whitening(xb, whiten_dims)
     if head_weight > 0 and labels is not None and len(set(labels)) >= 2:
         post.head = fit_head(xb, labels, seed=seed)

@@ -56,6 +56,7 @@ def pipeline_config() -> PipelineConfig:
         pooling=settings.LOOKALIKE_POOLING,
         mirror=settings.LOOKALIKE_MIRROR,
         colour_weight=settings.LOOKALIKE_COLOUR_WEIGHT,
+        layout_weight=settings.LOOKALIKE_LAYOUT_WEIGHT,
         whiten_dims=settings.LOOKALIKE_WHITEN_DIMS,
         head_weight=settings.LOOKALIKE_HEAD_WEIGHT,
         query_head_weight=settings.LOOKALIKE_QUERY_HEAD_WEIGHT,

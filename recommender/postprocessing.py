@@ -29,7 +29,11 @@ def postprocessor_fit(pipeline: Pipeline, ids: np.ndarray, xb: np.ndarray) -> Po
     categories = dict(Product.objects.filter(pk__in=ids.tolist()).values_list("pk", "category_id"))
     labels = [str(categories[int(pk)]) for pk in ids]
     return fit_postprocessor(
-        xb, labels, whiten_dims=config.whiten_dims, head_weight=config.head_weight
+        xb,
+        labels,
+        whiten_dims=config.whiten_dims,
+        head_weight=config.head_weight,
+        parts=pipeline.parts,
     )
 
 

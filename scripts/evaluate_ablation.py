@@ -32,6 +32,8 @@ NAIVE = PipelineConfig(
     crop="centre",
     pooling="avg",
     mirror=False,
+    colour_weight=0.0,
+    layout_weight=0.0,
     suppress_background=False,
     whiten_dims=0,
     head_weight=0.0,
@@ -59,8 +61,12 @@ def variants() -> dict[str, PipelineConfig]:
         "+ colour 0.15": r(whiten, colour_weight=0.15),
         "+ head 0.5 (uploads without head)": r(whiten, head_weight=0.5),
         "head 0.5, uploads with head 0.5 too": r(whiten, head_weight=0.5, query_head_weight=0.5),
-        "+ head 0.7 (uploads without head) = default": r(whiten, head_weight=0.7),
-        "default without whitening": r(multi, head_weight=0.7),
+        "+ head 0.7 (uploads without head)": r(whiten, head_weight=0.7),
+        "+ layout 0.5 (3x3 regions, whitened apart)": r(whiten, head_weight=0.7, layout_weight=0.5),
+        "+ colour 0.1 = default": r(whiten, head_weight=0.7, layout_weight=0.5, colour_weight=0.1),
+        "default without whitening": r(
+            multi, head_weight=0.7, layout_weight=0.5, colour_weight=0.1
+        ),
         "ensemble lite0+lite1 (multi, mirror, bg)": r(multi, backbones=LITE01),
     }
 

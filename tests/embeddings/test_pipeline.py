@@ -13,7 +13,9 @@ from embeddings.postprocess import PostProcessor, fit_postprocessor
 from embeddings.preprocess import crop_box, parse_box
 from tests.conftest import DEMO_DIR, pick_rows
 
-BASE = PipelineConfig(pooling="gem", mirror=False, suppress_background=False)
+BASE = PipelineConfig(
+    pooling="gem", mirror=False, suppress_background=False, colour_weight=0, layout_weight=0
+)
 
 
 def demo_photo(category: str, nth: int = 0) -> Image.Image:
@@ -81,6 +83,53 @@ def test_query_side_background_suppression_crops_to_the_product() -> None:
     cropped = pipeline.suppress_background([scene])[0]
     # then the crop is much smaller than the scene and contains the shoe's centre
     assert cropped.size[0] * cropped.size[1] < 0.5 * 640 * 640
+
+
+def test_the_layout_part_tells_where_the_product_lies() -> None:
+    # given one shoe at the top of a plain photo and the same shoe at the bottom
+    pipeline = load_pipeline(dataclasses.replace(BASE, layout_weight=0.5), download=False)
+    shoe = demo_photo("sneakers").resize((112, 84))
+    top, bottom = (Image.new("RGB", (224, 224), (200, 200, 200)) for _ in range(2))
+    top.paste(shoe, (56, 10))
+    bottom.paste(shoe, (56, 130))
+    # when
+    x = pipeline.embed_catalog([top, bottom])
+    # then shape (global pooling) barely tells them apart; the layout part does
+    (shape_dim, shape_share, _), (layout_dim, layout_share, _) = pipeline.parts
+    assert x.shape[1] == pipeline.dim == shape_dim + layout_dim and layout_dim % 9 == 0
+    assert (shape_share, layout_share) == (0.5, 0.5)
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+    shape, layout = x[:, :shape_dim] / np.sqrt(0.5), x[:, shape_dim:] / np.sqrt(0.5)
+    assert 1 - float(layout[0] @ layout[1]) > 3 * (1 - float(shape[0] @ shape[1]))
+
+
+def test_the_layout_part_is_mirror_invariant() -> None:
+    # Mirrored regions are added to the grid; averaging the two views makes it exact.
+    boot = odd_padding_free(demo_photo("boots"))
+    for mirror, least in ((False, 0.98), (True, 0.9999)):
+        config = dataclasses.replace(BASE, layout_weight=0.5, mirror=mirror)
+        pipeline = load_pipeline(config, download=False)
+        layout = pipeline.embed_catalog([boot, ImageOps.mirror(boot)])[:, -pipeline.parts[1][0] :]
+        assert float(layout[0] @ layout[1]) / float(layout[0] @ layout[0]) > least
+
+
+def test_parts_are_whitened_apart_and_survive_a_round_trip() -> None:
+    # given vectors of two parts: 24 "shape" dimensions and 8 "colour" ones
+    rng = np.random.default_rng(0)
+    shape = rng.normal(size=(300, 24)) * np.linspace(3, 0.1, 24)
+    colour = np.abs(rng.normal(size=(300, 8)))
+    l2 = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    xb = np.hstack([np.sqrt(0.8) * l2(shape), np.sqrt(0.2) * l2(colour)]).astype(np.float32)
+    # when
+    post = fit_postprocessor(xb, whiten_dims=16, parts=[(24, 0.8, True), (8, 0.2, False)])
+    loaded = PostProcessor.from_bytes(post.to_bytes())
+    out = loaded.apply(xb)
+    # then the shape part is whitened to 16 dimensions, the colour part kept, at its share
+    assert out.shape == (300, 16 + 8) == (300, post.output_dim(32))
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out[:, 16:], axis=1) ** 2, 0.2, atol=1e-5)
+    np.testing.assert_allclose(out[:, 16:], np.sqrt(0.2) * l2(colour), atol=1e-5)
+    np.testing.assert_allclose(out, post.apply(xb), atol=1e-6)
 
 
 def test_whitening_keeps_unit_norm_and_reduces_dimension() -> None:

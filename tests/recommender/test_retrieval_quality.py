@@ -16,8 +16,8 @@ from recommender import index as vector_index
 from recommender.services import index_rebuild, similar_to_product
 from tests.conftest import DEMO_DIR
 
-# Learned parts off: with 0.9 of the score on colour, the expected figures are exact.
-PLAIN = ["--whiten-dims", "0", "--head-weight", "0"]
+# Learned parts and layout off: with 0.9 of the score on colour, the expected figures are exact.
+PLAIN = ["--whiten-dims", "0", "--head-weight", "0", "--layout-weight", "0"]
 COLOURS = {"red": (200, 30, 30), "green": (30, 160, 60), "blue": (30, 60, 200)}
 
 
@@ -100,10 +100,11 @@ def test_learned_post_processing_is_saved_and_used_with_its_index(small_catalog,
     products_embed([p.pk for p in small_catalog])
     # when
     manifest = index_rebuild()
-    # then the manifest names its post-processing file and the vectors are 8 + 4 categories
-    assert manifest.model_id.endswith("cc.multi.mir.w8.h0.5q0.bg")
+    # then the manifest names its post-processing file; the vectors are shape and layout,
+    # each whitened to 8, the 72 colour bins as they are, and 4 category scores
+    assert manifest.model_id.endswith("cc.multi.mir.col0.1.lay0.5.w8.h0.5q0.bg")
     assert manifest.postprocessor == f"post-{manifest.version:06d}.npz"
-    assert manifest.dim == 8 + 4
+    assert manifest.dim == 8 + 8 + 72 + 4
     data = vector_index.read_postprocessor(settings.LOOKALIKE_INDEX_DIR, manifest)
     assert data is not None
     result = similar_to_product(small_catalog[0].pk, 3)

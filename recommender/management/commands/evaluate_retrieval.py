@@ -34,6 +34,7 @@ class Command(BaseCommand):
         pipe.add_argument("--pooling", choices=POOLINGS)
         pipe.add_argument("--mirror", type=_flag)
         pipe.add_argument("--colour-weight", type=float)
+        pipe.add_argument("--layout-weight", type=float)
         pipe.add_argument("--whiten-dims", type=int)
         pipe.add_argument("--head-weight", type=float)
         pipe.add_argument("--suppress-background", type=_flag)
@@ -101,7 +102,8 @@ class Command(BaseCommand):
         changes = {
             name: options[name]
             for name in (
-                "crop", "pooling", "mirror", "colour_weight", "whiten_dims", "head_weight",
+                "crop", "pooling", "mirror", "colour_weight", "layout_weight", "whiten_dims",
+                "head_weight",
                 "suppress_background",
             )
             if options[name] is not None
