@@ -22,6 +22,7 @@ from PIL import Image
 from embeddings.extractor import DEFAULT_BATCH_SIZE, Extractor, load_extractor
 from embeddings.postprocess import l2n
 from embeddings.preprocess import to_rgb
+from embeddings.registry import get_backbone
 
 CROPS = ("letterbox", "centre")
 POOLINGS = ("avg", "gem", "multi")
@@ -29,6 +30,8 @@ GEM_P = 3.0
 COLOUR_BINS = (8, 3, 3)  # hue x saturation x value
 MIN_BOX_AREA = 0.05  # a saliency box smaller than this is noise: keep the whole photo
 BOX_MARGIN = 0.02
+# An upload is cut (background suppression, crop box) before its resize: decode it finer.
+QUERY_DRAFT_MARGIN = 2
 
 # (tag, images, compute) -> pooled features; the evaluation passes a disk cache here.
 FeatureCache = Callable[[str, Sequence[Image.Image], Callable], dict[str, np.ndarray]]
@@ -72,6 +75,12 @@ class PipelineConfig:
             "bg" if self.suppress_background else "",
         ]
         return ".".join(p for p in parts if p)
+
+
+def decode_side(config: PipelineConfig, query: bool = False) -> int:
+    """The shorter side a photo keeps when its JPEG is drafted (decoded scaled down)."""
+    side = max(get_backbone(name).decode_side(config.crop) for name, _ in config.backbones)
+    return side * QUERY_DRAFT_MARGIN if query else side
 
 
 def parse_backbones(text: str) -> tuple[tuple[str, float], ...]:
@@ -170,10 +179,10 @@ class Pipeline:
         return l2n(np.hstack([np.sqrt(1 - w) * shape, np.sqrt(w) * colour]))
 
     def _backbone_vectors(self, extractor: Extractor, images: list[Image.Image]) -> np.ndarray:
-        views = [False, True] if self.config.mirror else [False]
+        views = (False, True) if self.config.mirror else (False,)
         pooled = [
-            self._pooled(extractor, images, self.config.crop, flip)[self.config.pooling]
-            for flip in views
+            view[self.config.pooling]
+            for view in self._pooled_views(extractor, images, self.config.crop, views)
         ]
         # The mean of a photo and its mirror image is the same for both: left or right shoe.
         return l2n(np.mean(pooled, axis=0))
@@ -184,6 +193,13 @@ class Pipeline:
         probe = torch.zeros(1, 3, extractor.backbone.input_size, extractor.backbone.input_size)
         with torch.inference_mode():
             return sum(m.shape[1] for m in extractor.model.feature_maps(probe))
+
+    def _pooled_views(
+        self, extractor: Extractor, images: Sequence[Image.Image], crop: str, flips: tuple
+    ) -> list[dict[str, np.ndarray]]:
+        if self.cache is not None:  # the evaluation caches each view apart
+            return [self._pooled(extractor, images, crop, flip) for flip in flips]
+        return pooled_views(extractor, images, crop, flips, self.batch_size)
 
     def _pooled(
         self, extractor: Extractor, images: Sequence[Image.Image], crop: str, flip: bool
@@ -205,30 +221,52 @@ def pooled_features(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> dict[str, np.ndarray]:
     """One forward pass per batch, every pooling at once: avg, gem, multi, and saliency boxes."""
+    return pooled_views(extractor, images, crop, (flip,), batch_size)[0]
+
+
+def pooled_views(
+    extractor: Extractor,
+    images: Sequence[Image.Image],
+    crop: str,
+    flips: Sequence[bool],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[dict[str, np.ndarray]]:
+    """``pooled_features`` of several views (plain, mirrored) of the same photos.
+
+    Each batch is preprocessed once and all its views go through one forward pass: one
+    larger batch costs less than several small ones, above all for a single uploaded photo.
+    """
     transform = extractor.backbone.transforms(crop)
-    out: dict[str, list[np.ndarray]] = {"avg": [], "gem": [], "multi": [], "box": []}
+    outs: list[dict[str, list]] = [{"avg": [], "gem": [], "multi": [], "box": []} for _ in flips]
     # PIL releases the GIL while resizing, so threads overlap preprocessing.
     with ThreadPoolExecutor(extractor.preprocess_workers) as pool:
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
-            _pool_batch(extractor, torch.stack(list(pool.map(transform, chunk))), flip, out)
-    return {name: np.concatenate(parts).astype(np.float32) for name, parts in out.items()}
+            _pool_views(extractor, torch.stack(list(pool.map(transform, chunk))), flips, outs)
+    return [
+        {name: np.concatenate(parts).astype(np.float32) for name, parts in out.items()}
+        for out in outs
+    ]
 
 
-def _pool_batch(extractor: Extractor, batch: torch.Tensor, flip: bool, out: dict) -> None:
-    if flip:
-        batch = batch.flip(-1)
-    batch = batch.to(extractor.device)
-    if extractor.dtype is not None:
-        batch = batch.contiguous(memory_format=torch.channels_last)
+def _pool_views(
+    extractor: Extractor, batch: torch.Tensor, flips: Sequence[bool], outs: list[dict]
+) -> None:
+    views = torch.cat([batch.flip(-1) if flip else batch for flip in flips])
     with torch.inference_mode(), extractor._autocast():
-        maps = [m.float() for m in extractor.model.feature_maps(batch)]
+        maps = [m.float() for m in extractor.model.feature_maps(extractor.to_device(views))]
+    n = batch.shape[0]
+    for i, (flip, out) in enumerate(zip(flips, outs, strict=True)):
+        _pool_maps([m[i * n : (i + 1) * n] for m in maps], flip, out)
+
+
+def _pool_maps(maps: list[torch.Tensor], flip: bool, out: dict) -> None:
     final = maps[-1]
-    out["avg"].append(F.normalize(final.mean(dim=(2, 3)), dim=1).numpy())
-    out["gem"].append(F.normalize(gem(final), dim=1).numpy())
+    out["avg"].append(F.normalize(final.mean(dim=(2, 3)), dim=1).cpu().numpy())
+    out["gem"].append(F.normalize(gem(final), dim=1).cpu().numpy())
     multi = torch.cat([F.normalize(gem(m), dim=1) for m in maps], dim=1)
-    out["multi"].append(F.normalize(multi, dim=1).numpy())
-    out["box"].append(saliency_boxes(maps[0], flip))
+    out["multi"].append(F.normalize(multi, dim=1).cpu().numpy())
+    out["box"].append(saliency_boxes(maps[0].cpu(), flip))
 
 
 def gem(x: torch.Tensor, p: float = GEM_P) -> torch.Tensor:
@@ -319,6 +357,7 @@ def load_pipeline(
     precision: str = "auto",
     download: bool = True,
     cache: FeatureCache | None = None,
+    compile: bool = False,
 ) -> Pipeline:
     """Load the configured backbones (once per process) into a pipeline."""
     extractors = [
@@ -328,6 +367,7 @@ def load_pipeline(
             device=device,
             precision=precision,
             download=download,
+            compile=compile,
         )
         for i, (name, _) in enumerate(config.backbones)
     ]
