@@ -199,6 +199,17 @@ LOOKALIKE_WEIGHTS_DOWNLOAD = env_bool("LOOKALIKE_WEIGHTS_DOWNLOAD", True)
 LOOKALIKE_DEVICE = env_str("LOOKALIKE_DEVICE", "auto")
 LOOKALIKE_PRECISION = env_choice("LOOKALIKE_PRECISION", "auto", ("auto", "fp32", "bf16", "fp16"))
 LOOKALIKE_EMBED_BATCH_SIZE = env_int("LOOKALIKE_EMBED_BATCH_SIZE", 32, minimum=1)
+# Embedding speed (docs/benchmarks.md measures each). Threads that read and decode photos.
+LOOKALIKE_DECODE_WORKERS = env_int("LOOKALIKE_DECODE_WORKERS", min(4, os.cpu_count() or 1), 1)
+# Decode stored JPEGs scaled down (by 2, 4 or 8) to what the backbone needs. Off: the vectors
+# move by up to cosine 0.997 (docs/benchmarks.md), and the model, not decoding, is the bottleneck.
+LOOKALIKE_DRAFT = env_bool("LOOKALIKE_DRAFT", False)
+# The same for uploaded search photos (cut before the resize, so decoded at twice that size).
+LOOKALIKE_QUERY_DRAFT = env_bool("LOOKALIKE_QUERY_DRAFT", False)
+# torch.compile the backbone (CUDA graphs on a GPU); compiling takes minutes: off by default.
+LOOKALIKE_COMPILE = env_bool("LOOKALIKE_COMPILE", False)
+# Load the model and run a photo through it when a web process starts, not on its first search.
+LOOKALIKE_WARM_START = env_bool("LOOKALIKE_WARM_START", True)
 # Retrieval pipeline (docs/evaluation.md measures each choice; the defaults are the best found).
 # Extra backbones for a weighted ensemble, "name:weight,..." (the main backbone has weight 1).
 LOOKALIKE_ENSEMBLE = env_str("LOOKALIKE_ENSEMBLE", "")

@@ -22,6 +22,7 @@ from PIL import Image
 from embeddings.extractor import DEFAULT_BATCH_SIZE, Extractor, load_extractor
 from embeddings.postprocess import l2n
 from embeddings.preprocess import to_rgb
+from embeddings.registry import get_backbone
 
 CROPS = ("letterbox", "centre")
 POOLINGS = ("avg", "gem", "multi")
@@ -31,6 +32,8 @@ LAYOUT_GRID = 3  # layout: 3 x 3 overlapping regions of the stride-16 map
 LAYOUT_OVERLAP = 0.4  # share of a region's side it shares with its neighbour
 MIN_BOX_AREA = 0.05  # a saliency box smaller than this is noise: keep the whole photo
 BOX_MARGIN = 0.02
+# An upload is cut (background suppression, crop box) before its resize: decode it finer.
+QUERY_DRAFT_MARGIN = 2
 
 # (tag, images, compute) -> pooled features; the evaluation passes a disk cache here.
 FeatureCache = Callable[[str, Sequence[Image.Image], Callable], dict[str, np.ndarray]]
@@ -79,6 +82,12 @@ class PipelineConfig:
             "bg" if self.suppress_background else "",
         ]
         return ".".join(p for p in parts if p)
+
+
+def decode_side(config: PipelineConfig, query: bool = False) -> int:
+    """The shorter side a photo keeps when its JPEG is drafted (decoded scaled down)."""
+    side = max(get_backbone(name).decode_side(config.crop) for name, _ in config.backbones)
+    return side * QUERY_DRAFT_MARGIN if query else side
 
 
 def parse_backbones(text: str) -> tuple[tuple[str, float], ...]:
@@ -181,7 +190,7 @@ class Pipeline:
         views = [False, True] if self.config.mirror else [False]
         for extractor, (_, weight) in zip(self.extractors, self.config.backbones, strict=True):
             # One forward pass per view gives every pooling (and the layout) at once.
-            pooled = [self._pooled(extractor, images, self.config.crop, flip) for flip in views]
+            pooled = self._pooled_views(extractor, images, self.config.crop, tuple(views))
             # The mean of a photo and its mirror image is the same for both: left or right shoe.
             vectors = l2n(np.mean([p[self.config.pooling] for p in pooled], axis=0))
             parts.append(float(np.sqrt(weight)) * vectors)
@@ -213,6 +222,13 @@ class Pipeline:
         with torch.inference_mode():
             return sum(m.shape[1] for m in extractor.model.feature_maps(probe))
 
+    def _pooled_views(
+        self, extractor: Extractor, images: Sequence[Image.Image], crop: str, flips: tuple
+    ) -> list[dict[str, np.ndarray]]:
+        if self.cache is not None:  # the evaluation caches each view apart
+            return [self._pooled(extractor, images, crop, flip) for flip in flips]
+        return pooled_views(extractor, images, crop, flips, self.batch_size)
+
     def _pooled(
         self, extractor: Extractor, images: Sequence[Image.Image], crop: str, flip: bool
     ) -> dict[str, np.ndarray]:
@@ -236,31 +252,55 @@ def pooled_features(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> dict[str, np.ndarray]:
     """One forward pass per batch, every pooling at once: avg, gem, multi, layout, boxes."""
+    return pooled_views(extractor, images, crop, (flip,), batch_size)[0]
+
+
+def pooled_views(
+    extractor: Extractor,
+    images: Sequence[Image.Image],
+    crop: str,
+    flips: Sequence[bool],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[dict[str, np.ndarray]]:
+    """``pooled_features`` of several views (plain, mirrored) of the same photos.
+
+    Each batch is preprocessed once and all its views go through one forward pass: one
+    larger batch costs less than several small ones, above all for a single uploaded photo.
+    """
     transform = extractor.backbone.transforms(crop)
-    out: dict[str, list[np.ndarray]] = {"avg": [], "gem": [], "multi": [], "layout": [], "box": []}
+    outs: list[dict[str, list]] = [
+        {"avg": [], "gem": [], "multi": [], "layout": [], "box": []} for _ in flips
+    ]
     # PIL releases the GIL while resizing, so threads overlap preprocessing.
     with ThreadPoolExecutor(extractor.preprocess_workers) as pool:
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
-            _pool_batch(extractor, torch.stack(list(pool.map(transform, chunk))), flip, out)
-    return {name: np.concatenate(parts).astype(np.float32) for name, parts in out.items()}
+            _pool_views(extractor, torch.stack(list(pool.map(transform, chunk))), flips, outs)
+    return [
+        {name: np.concatenate(parts).astype(np.float32) for name, parts in out.items()}
+        for out in outs
+    ]
 
 
-def _pool_batch(extractor: Extractor, batch: torch.Tensor, flip: bool, out: dict) -> None:
-    if flip:
-        batch = batch.flip(-1)
-    batch = batch.to(extractor.device)
-    if extractor.dtype is not None:
-        batch = batch.contiguous(memory_format=torch.channels_last)
+def _pool_views(
+    extractor: Extractor, batch: torch.Tensor, flips: Sequence[bool], outs: list[dict]
+) -> None:
+    views = torch.cat([batch.flip(-1) if flip else batch for flip in flips])
     with torch.inference_mode(), extractor._autocast():
-        maps = [m.float() for m in extractor.model.feature_maps(batch)]
+        maps = [m.float() for m in extractor.model.feature_maps(extractor.to_device(views))]
+    n = batch.shape[0]
+    for i, (flip, out) in enumerate(zip(flips, outs, strict=True)):
+        _pool_maps([m[i * n : (i + 1) * n] for m in maps], flip, out)
+
+
+def _pool_maps(maps: list[torch.Tensor], flip: bool, out: dict) -> None:
     final = maps[-1]
-    out["avg"].append(F.normalize(final.mean(dim=(2, 3)), dim=1).numpy())
-    out["gem"].append(F.normalize(gem(final), dim=1).numpy())
+    out["avg"].append(F.normalize(final.mean(dim=(2, 3)), dim=1).cpu().numpy())
+    out["gem"].append(F.normalize(gem(final), dim=1).cpu().numpy())
     multi = torch.cat([F.normalize(gem(m), dim=1) for m in maps], dim=1)
-    out["multi"].append(F.normalize(multi, dim=1).numpy())
-    out["layout"].append(layout(maps[0]).numpy())
-    out["box"].append(saliency_boxes(maps[0], flip))
+    out["multi"].append(F.normalize(multi, dim=1).cpu().numpy())
+    out["layout"].append(layout(maps[0]).cpu().numpy())
+    out["box"].append(saliency_boxes(maps[0].cpu(), flip))
 
 
 def gem(x: torch.Tensor, p: float = GEM_P) -> torch.Tensor:
@@ -377,6 +417,7 @@ def load_pipeline(
     precision: str = "auto",
     download: bool = True,
     cache: FeatureCache | None = None,
+    compile: bool = False,
 ) -> Pipeline:
     """Load the configured backbones (once per process) into a pipeline."""
     extractors = [
@@ -386,6 +427,7 @@ def load_pipeline(
             device=device,
             precision=precision,
             download=download,
+            compile=compile,
         )
         for i, (name, _) in enumerate(config.backbones)
     ]

@@ -60,27 +60,31 @@ class Backbone:
         crop="centre" is the classic ImageNet view instead: resize the short side, cut the
         centre square (the ends of a long shoe fall outside).
         """
-        if crop in ("letterbox", "stretch"):
-            resize = T.Resize((self.input_size, self.input_size), antialias=True)
-        elif crop == "centre":
-            short_side = round(self.input_size / CENTRE_CROP_SHARE)
-            resize = T.Compose(
-                [T.Resize(short_side, antialias=True), T.CenterCrop(self.input_size)]
-            )
-        else:
-            raise ValueError(f"Unknown crop {crop!r}; use letterbox, centre or stretch.")
-        to_tensor = T.Compose(
-            [
-                T.PILToTensor(),
-                resize,
-                T.ToDtype(torch.float32, scale=True),
-                T.Normalize(self.mean, self.std),
-            ]
-        )
+        to_tensor = T.Compose([T.PILToTensor(), self.tensor_transforms(crop)])
         if crop != "letterbox":
             # "stretch" (the whole photo squashed to a square) is used to locate the product.
             return lambda image: to_tensor(to_rgb(image))
         return lambda image: to_tensor(prepare(image))
+
+    def tensor_transforms(self, crop: str = "letterbox") -> T.Compose:
+        """uint8 CHW tensor (already square for letterbox) -> resized, normalised float."""
+        if crop in ("letterbox", "stretch"):
+            resize = T.Resize((self.input_size, self.input_size), antialias=True)
+        elif crop == "centre":
+            resize = T.Compose(
+                [T.Resize(self.decode_side(crop), antialias=True), T.CenterCrop(self.input_size)]
+            )
+        else:
+            raise ValueError(f"Unknown crop {crop!r}; use letterbox, centre or stretch.")
+        return T.Compose(
+            [resize, T.ToDtype(torch.float32, scale=True), T.Normalize(self.mean, self.std)]
+        )
+
+    def decode_side(self, crop: str = "letterbox") -> int:
+        """The shorter side a photo needs before this view's resize (a JPEG may be drafted)."""
+        if crop == "centre":
+            return round(self.input_size / CENTRE_CROP_SHARE)
+        return self.input_size
 
     def weights_path(self, weights_file: str | os.PathLike | None = None, download: bool = True):
         """Resolve the weights: an explicit file, else the cache, else a download."""

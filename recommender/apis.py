@@ -25,6 +25,7 @@ from recommender import api_docs as docs
 from recommender import index as vector_index
 from recommender.authentication import ApiKeyAuthentication, HasApiKey
 from recommender.cache import result_get, result_set
+from recommender.embedding import query_decode_side
 from recommender.limits import LimitExceeded, key_limits, limits_check
 from recommender.models import ApiKey
 from recommender.serializers import (
@@ -308,13 +309,17 @@ class ImageSearchApi(PartnerApiView):
         if request.content_type.startswith("multipart/"):
             form = ImageUploadSerializer(data=without_blanks(request.data))
             form.is_valid(raise_exception=True)
-            decode = lambda: decode_uploaded_file(form.validated_data["image"])  # noqa: E731
+            decode = lambda: decode_uploaded_file(  # noqa: E731
+                form.validated_data["image"], query_decode_side()
+            )
         else:
             if not isinstance(request.data, dict):
                 raise ValidationError({"non_field_errors": ["Send a JSON object."]})
             form = ImageBase64Serializer(data=request.data)
             form.is_valid(raise_exception=True)
-            decode = lambda: decode_upload(form.validated_data["image_base64"])  # noqa: E731
+            decode = lambda: decode_upload(  # noqa: E731
+                form.validated_data["image_base64"], query_decode_side()
+            )
         self._params = form.validated_data
         field = "image" if "image" in form.fields else "image_base64"
         try:

@@ -9,7 +9,13 @@ from dataclasses import dataclass, replace
 from django.conf import settings
 
 from embeddings import Extractor, load_extractor, resolve_backbone_name
-from embeddings.pipeline import Pipeline, PipelineConfig, load_pipeline, parse_backbones
+from embeddings.pipeline import (
+    Pipeline,
+    PipelineConfig,
+    decode_side,
+    load_pipeline,
+    parse_backbones,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +79,37 @@ def current_pipeline() -> Pipeline:
         device=settings.LOOKALIKE_DEVICE,
         precision=settings.LOOKALIKE_PRECISION,
         download=settings.LOOKALIKE_WEIGHTS_DOWNLOAD,
+        compile=settings.LOOKALIKE_COMPILE,
     )
+
+
+def catalog_decode_side(extractor: Extractor | Pipeline) -> int | None:
+    """How far a stored JPEG may be drafted for this extractor (None: decode in full)."""
+    if not settings.LOOKALIKE_DRAFT:
+        return None
+    if isinstance(extractor, Pipeline):
+        return decode_side(extractor.config)
+    return extractor.backbone.decode_side()
+
+
+def query_decode_side() -> int | None:
+    """How far an uploaded search photo may be drafted (None: decode in full)."""
+    if not settings.LOOKALIKE_QUERY_DRAFT:
+        return None
+    return decode_side(pipeline_config(), query=True)
+
+
+def warm_start() -> None:
+    """Load the model and run one photo through the query path, so no shopper waits for it."""
+    from PIL import Image
+
+    try:
+        pipeline = current_pipeline()
+        photo = Image.new("RGB", (640, 480), (200, 200, 200))
+        photo.paste((40, 40, 40), (200, 120, 440, 360))
+        pipeline.embed_query([photo])
+    except Exception:  # a web process must start even when the model cannot load
+        logger.exception("Warm start failed; the first search will load the model")
 
 
 def reset_backbone_choice() -> None:
@@ -106,6 +142,7 @@ def extractor_for(model_id: str) -> Extractor | Pipeline:
         "device": settings.LOOKALIKE_DEVICE,
         "precision": settings.LOOKALIKE_PRECISION,
         "download": settings.LOOKALIKE_WEIGHTS_DOWNLOAD,
+        "compile": settings.LOOKALIKE_COMPILE,
     }
     try:
         if key:

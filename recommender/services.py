@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 
 import numpy as np
 from django.conf import settings
@@ -16,13 +17,19 @@ from django.db.models import QuerySet
 from PIL import Image
 
 from embeddings import Extractor
+from embeddings.images import decode_photos
 from embeddings.preprocess import crop_box
 from recommender import index as vector_index
 from recommender import ranking
-from recommender.embedding import ModelUnavailable, current_extractor, extractor_for
+from recommender.embedding import (
+    ModelUnavailable,
+    catalog_decode_side,
+    current_extractor,
+    extractor_for,
+)
 from recommender.models import ImageVector
 from recommender.postprocessing import postprocessor_fit, serving_postprocessor
-from shop.images import open_stored
+from shop.images import read_stored
 from shop.models import EmbeddingStatus, Product
 
 logger = logging.getLogger(__name__)
@@ -119,13 +126,18 @@ def products_embed(
 
 def _embed_chunk(extractor, todo: dict[str, list[Product]], report: EmbedReport, progress) -> None:
     images, hashes = [], []
-    for image_hash, products in todo.items():
-        try:
-            images.append(open_stored(products[0].image))
+    decoded = decode_photos(
+        [partial(read_stored, products[0].image) for products in todo.values()],
+        draft_side=catalog_decode_side(extractor),
+        workers=settings.LOOKALIKE_DECODE_WORKERS,
+    )
+    for (image_hash, products), image in zip(todo.items(), decoded, strict=True):
+        if isinstance(image, Image.Image):
+            images.append(image)
             hashes.append(image_hash)
-        except (OSError, ValueError) as exc:
+        else:
             # An unreadable photo will not get better by retrying: record why, move on.
-            reason = f"The stored photo could not be read: {exc}"
+            reason = f"The stored photo could not be read: {image}"
             for product in products:
                 report.failed[product.pk] = reason
             Product.objects.filter(pk__in=[p.pk for p in products]).update(

@@ -8,6 +8,7 @@ from django import forms
 
 from embeddings import ImageRejected
 from embeddings.preprocess import parse_box
+from recommender.embedding import query_decode_side
 from shop.images import decode_uploaded_file
 from shop.models import Category
 
@@ -24,7 +25,7 @@ class PhotoSearchForm(forms.Form):
 
     def clean_photo(self):
         try:
-            return decode_uploaded_file(self.cleaned_data["photo"])
+            return decode_uploaded_file(self.cleaned_data["photo"], query_decode_side())
         except ImageRejected as exc:
             raise forms.ValidationError(str(exc)) from None
 

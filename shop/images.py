@@ -28,16 +28,20 @@ class StoredImage:
     height: int
 
 
-def decode_upload(data: bytes) -> Image.Image:
-    """Decode untrusted bytes with the site's limits; raises ImageRejected."""
+def decode_upload(data: bytes, draft_side: int | None = None) -> Image.Image:
+    """Decode untrusted bytes with the site's limits; raises ImageRejected.
+
+    ``draft_side`` lets a JPEG decode scaled down (search photos only, never stored ones).
+    """
     return open_image(
         data,
         max_bytes=settings.LOOKALIKE_MAX_UPLOAD_BYTES,
         max_pixels=settings.LOOKALIKE_MAX_PIXELS,
+        draft_side=draft_side,
     )
 
 
-def decode_uploaded_file(upload: UploadedFile) -> Image.Image:
+def decode_uploaded_file(upload: UploadedFile, draft_side: int | None = None) -> Image.Image:
     """Check an uploaded file's size before reading it, then decode it safely."""
     limit = settings.LOOKALIKE_MAX_UPLOAD_BYTES
     if upload.size > limit:
@@ -45,7 +49,7 @@ def decode_uploaded_file(upload: UploadedFile) -> Image.Image:
             f"The file is {human_size(upload.size)}; the limit is {human_size(limit)}. "
             f"{ACCEPTED_HINT} under that size."
         )
-    return decode_upload(upload.read())
+    return decode_upload(upload.read(), draft_side)
 
 
 def store_image(image: Image.Image) -> StoredImage:
@@ -66,10 +70,15 @@ def store_image(image: Image.Image) -> StoredImage:
 
 def open_stored(path: str) -> Image.Image:
     """Open a stored product photo."""
-    with default_storage.open(path, "rb") as handle:
-        image = Image.open(io.BytesIO(handle.read()))
-        image.load()
+    image = Image.open(io.BytesIO(read_stored(path)))
+    image.load()
     return image
+
+
+def read_stored(path: str) -> bytes:
+    """The bytes of a stored product photo."""
+    with default_storage.open(path, "rb") as handle:
+        return handle.read()
 
 
 def _fit(image: Image.Image, side: int) -> Image.Image:

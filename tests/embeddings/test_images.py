@@ -59,3 +59,19 @@ def test_sizes_are_written_for_people(size: int, text: str) -> None:
     from embeddings.images import human_size
 
     assert human_size(int(size)) == text
+
+
+def test_a_large_jpeg_is_drafted_to_no_less_than_the_side_asked_for() -> None:
+    # given a 2000x1500 JPEG and the same photo as PNG
+    photo = Image.effect_noise((2000, 1500), 40).convert("RGB")
+    # when
+    drafted = open_image(image_bytes(photo, "JPEG"), draft_side=300)
+    full = open_image(image_bytes(photo, "JPEG"))
+    png = open_image(image_bytes(photo, "PNG"), draft_side=300)
+    # then the decoder scaled the JPEG by 4 (by 8 would leave 187 px), and left the PNG alone
+    assert drafted.size == (500, 375)
+    assert full.size == png.size == (2000, 1500)
+
+
+def test_a_jpeg_already_small_enough_is_decoded_in_full() -> None:
+    assert open_image(jpeg_bytes((500, 400)), draft_side=256).size == (500, 400)
