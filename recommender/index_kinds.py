@@ -28,13 +28,15 @@ import numpy as np
 KINDS = ("flat", "hnsw", "ivf")
 CHOICES = ("auto", *KINDS)
 
-# `auto` (figures in docs/benchmarks/index.md): exact search up to AUTO_FLAT_MAX products
-# (p50 about 0.3 ms at 10k and 1 ms at 20k, then it jumps: 2 ms at 30k, 18 ms at 50k, 100 ms
-# at 1M, once the vectors no longer fit the CPU caches); IVF up to AUTO_HNSW_MIN (as fast as
-# HNSW at 100k, builds 5x faster and removes in place), HNSW above (IVF scans a share of the
-# catalog, so its latency grows linearly: 1.8-6 ms at 1M; HNSW's walk grows logarithmically).
+# `auto` (figures in docs/benchmarks/index.md, at the default pipeline's 592 dimensions): exact
+# search up to AUTO_FLAT_MAX products (p50 about 1 ms at 10k, 3.3 ms at 20k, 12 ms at 100k,
+# 106 ms at 1M), IVF above: recall@10 0.974 at 100k (p50 0.46 ms) and 0.977 at 1M (4.9 ms), it
+# builds in 40 s at 1M and removes entries in place. HNSW (M=16) is faster at 1M (1.6 ms) but
+# reached only 0.936 recall there at efSearch 304, and faiss cannot remove from its graph, so a
+# sync that removes a product rebuilds it; it is offered by name, not picked by `auto`
+# (AUTO_HNSW_MIN = None). Set AUTO_HNSW_MIN to a size to let `auto` switch to HNSW above it.
 AUTO_FLAT_MAX = 20_000
-AUTO_HNSW_MIN = 200_000
+AUTO_HNSW_MIN: int | None = None
 
 HNSW_M = 16  # graph degree: 32 builds twice as slowly (the 1M build must fit the benchmark)
 HNSW_EF_CONSTRUCTION = 40
@@ -68,7 +70,12 @@ def choose_kind(n: int, requested: str = "auto") -> str:
         raise ValueError(f"unknown index kind {requested!r}; use one of {', '.join(CHOICES)}")
     kind = requested
     if requested == "auto":
-        kind = "flat" if n <= AUTO_FLAT_MAX else "ivf" if n < AUTO_HNSW_MIN else "hnsw"
+        if n <= AUTO_FLAT_MAX:
+            kind = "flat"
+        elif AUTO_HNSW_MIN is None or n < AUTO_HNSW_MIN:
+            kind = "ivf"
+        else:
+            kind = "hnsw"
     if kind == "ivf" and n < IVF_MIN_TRAIN:
         return "flat"  # nothing to train lists on: exact search is also the fastest here
     return kind

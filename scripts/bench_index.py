@@ -12,11 +12,12 @@ which kind ``auto`` picks at each size with its figures, then measures the resid
 (RSS, PSS, USS from /proc) of a process that serves the largest index, read into memory
 and memory-mapped, and of two mapped processes side by side.
 
-Vectors are synthetic at the product's dimension (264: 256 whitened dimensions plus an
-8-category head on the demo catalog), and clustered like real embeddings: 8 categories,
-one style per 100 products, anisotropic spread (a power-law spectrum on axes that differ by
-category), 10 % near-duplicates (colourways); uniform random vectors have no neighbourhood
-structure and make every approximate index look worse than it is on real embeddings.
+Vectors are synthetic at the product's dimension (592: shape and layout whitened to 256
+dimensions each, a 72-bin colour histogram, and an 8-category head on the demo catalog), and
+clustered like real embeddings: 8 categories, one style per 100 products, anisotropic spread
+(a power-law spectrum on axes that differ by category), 10 % near-duplicates (colourways);
+uniform random vectors have no neighbourhood structure and make every approximate index look
+worse than it is on real embeddings.
 
 Wall time: --quick about 1 minute; the full run took 19.6 minutes on this repository's 2 cores
 shared with other jobs (load 9-13), of which the 1M HNSW build was 9.5 minutes; on 2 quiet cores
@@ -47,14 +48,16 @@ sys.path.insert(0, str(REPO))
 from recommender import index as vector_index  # noqa: E402
 from recommender import index_kinds  # noqa: E402
 
-DIM = 264  # LOOKALIKE_WHITEN_DIMS (256) + one head dimension per demo category (8)
+# Shape (256 whitened) + layout (256 whitened) + colour (72 bins) + one head dimension per
+# demo category (8): the default pipeline's index vectors on the demo catalog.
+DIM = 592
 K = 10
 RECALL_TARGET = 0.95
 LATENCY_TARGET_MS = 1.0
 EF_SWEEP = (16, 32, 64, 96, 128, 192, 256)
 NPROBE_SWEEP = (2, 4, 8, 16, 24, 32, 48, 64, 96, 128)
 PQ_SWEEP = (4, 16, 64)
-PQ_SUBQUANTIZERS = 66  # 4 dimensions per byte: 66 bytes per vector instead of 1,056
+PQ_SUBQUANTIZERS = DIM // 4  # 4 dimensions per byte: 148 bytes per vector instead of 2,368
 
 
 # ---------------------------------------------------------------------------- data

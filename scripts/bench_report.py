@@ -74,8 +74,9 @@ def main() -> None:
     lines = [
         "# Benchmarks",
         "",
-        "Every figure on this page comes from one run of `make bench` (the scripts in `scripts/`,",
-        "each measuring its baseline in the same run), assembled by `scripts/bench_report.py`.",
+        "Every section on this page is one run of its script in `scripts/` (`make bench` runs them",
+        "all, one after the other), each measuring its baseline in the same run; the sections were",
+        "assembled by `scripts/bench_report.py`. Each section names its machine load at start.",
         f"Assembled {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Machine: {machine(args.dir)}.",
         "",
         "## Targets",
