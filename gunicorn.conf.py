@@ -14,7 +14,9 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 bind = os.environ.get("LOOKALIKE_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count()))
+# One worker per core: on 2 cores, 2 workers served the no-op 1.8x and uncached similar items
+# 1.1-1.3x faster than 4 did (docs/benchmarks.md); each worker also holds the model (~0.6 GiB).
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 # sync, not gthread: measured with wrk (16 connections, 2 workers), gthread's poller thread and
 # request thread hand the GIL back and forth at every Redis or database read, and the keyed
 # no-op fell to a quarter of the bare one's rate; with sync workers the two are close.

@@ -603,8 +603,9 @@ Web worker memory after the loads (each worker holds the index and the embedding
 
 ![]({PART}.png)
 
-The defaults follow the best cached variant ("{best["variant"]}"): the answer cache
-(`LOOKALIKE_API_RESULT_CACHE`) and the key cache (10 s), and `gunicorn.conf.py`'s workers.
+Best cached variant of this run (similar items, Zipf): "{best["variant"]}". Compare it with
+the other rows before changing a default (`LOOKALIKE_API_RESULT_CACHE`, the key cache's 10 s,
+`gunicorn.conf.py`'s workers): one run on 2 shared cores moves by 10-20 %.
 
 Command: `{command}` (wall time {report["wall_seconds"]} s).
 
