@@ -136,10 +136,14 @@ class ResNetFeatures(nn.Module):
 
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Convolutional maps of the last two stages, the final one last."""
+        third = self.first_map(x)
+        return [third, self.resnet.layer4(third)]
+
+    def first_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The first of `feature_maps` alone (stride 16), without the stages after it."""
         r = self.resnet
         x = r.maxpool(r.relu(r.bn1(r.conv1(x))))
-        third = r.layer3(r.layer2(r.layer1(x)))
-        return [third, r.layer4(third)]
+        return r.layer3(r.layer2(r.layer1(x)))
 
 
 class EfficientNetFeatures(nn.Module):
@@ -156,16 +160,21 @@ class EfficientNetFeatures(nn.Module):
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Maps at stride 16 and 32 and the head's map, the final one last."""
         net = self.net
-        last_downsample = max(i for i, b in enumerate(net._blocks) if _stride(b) > 1)
-        x = net._swish(net._bn0(net._conv_stem(x)))
-        maps = []
-        for i, block in enumerate(net._blocks):
-            if i == last_downsample:
-                maps.append(x)
+        first = x = self.first_map(x)
+        for block in net._blocks[self._last_downsample() :]:
             x = block(x)
-        maps.append(x)
-        maps.append(net._swish(net._bn1(net._conv_head(x))))
-        return maps
+        return [first, x, net._swish(net._bn1(net._conv_head(x)))]
+
+    def first_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The first of `feature_maps` alone (stride 16), without the blocks after it."""
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        for block in net._blocks[: self._last_downsample()]:
+            x = block(x)
+        return x
+
+    def _last_downsample(self) -> int:
+        return max(i for i, b in enumerate(self.net._blocks) if _stride(b) > 1)
 
 
 def _stride(block: nn.Module) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
@@ -151,10 +151,14 @@ class PartnerApiView(APIView):
 
     def catalog(self) -> QuerySet[Product]:
         """Active products the key may see: its merchant's (all, if keys are switched off)."""
-        products = Product.objects.filter(is_active=True).select_related("category")
+        return Product.objects.filter(self.in_catalog()).select_related("category")
+
+    def in_catalog(self) -> Q:
+        """The condition a product of the key's catalog meets."""
+        condition = Q(is_active=True)
         if isinstance(self.request.auth, ApiKey):
-            products = products.filter(merchant_id=self.request.auth.merchant_id)
-        return products
+            condition &= Q(merchant_id=self.request.auth.merchant_id)
+        return condition
 
     def catalog_product(self, **lookup) -> Product:
         """One product of the key's catalog, or a 404 that does not tell other catalogs apart."""
@@ -163,8 +167,7 @@ class PartnerApiView(APIView):
         else:
             product = self.catalog().filter(**lookup).first()
         if product is None:
-            what = f"id {lookup['pk']}" if "pk" in lookup else f"SKU {lookup['sku']!r}"
-            raise NotFound(f"There is no product with {what} in this catalog.")
+            raise _not_found(lookup)
         return product
 
     def filters(self, query: dict) -> SimilarFilters:
@@ -190,18 +193,26 @@ class PartnerApiView(APIView):
             self.catalog_product(**lookup)  # an unknown product is a 404 before its parameters
             raise ValidationError(query.errors)
         params = query.validated_data
-        product = self.catalog_product(**lookup)
-        result = _search(
-            lambda: similar_to_product(
-                product.pk,
-                params.get("k") or settings.LOOKALIKE_SIMILAR_K,
-                filters=self.filters(params),
-                aesthetics_weight=params.get("aesthetics_weight"),
-                product=product,
+        # By id, the product's row comes with its similar items' rows (one query); by SKU,
+        # its id is looked up first.
+        if "pk" in lookup and lookup["pk"] <= MAX_ID:
+            product_id = lookup["pk"]
+        else:
+            product_id = self.catalog_product(**lookup).pk
+        try:
+            result = _search(
+                lambda: similar_to_product(
+                    product_id,
+                    params.get("k") or settings.LOOKALIKE_SIMILAR_K,
+                    filters=self.filters(params),
+                    aesthetics_weight=params.get("aesthetics_weight"),
+                    catalog=self.in_catalog(),
+                )
             )
-        )
+        except Product.DoesNotExist:
+            raise _not_found(lookup) from None
         data = SimilarToProductSerializer(
-            _results(result, product=product), context={"request": self.request}
+            _results(result, product=result.product), context={"request": self.request}
         ).data
         body = JSONRenderer().render(data)
         result_set(self._cache_key(result.index_version, lookup, sent), body)
@@ -212,6 +223,11 @@ class PartnerApiView(APIView):
         scope = self.request.auth.merchant_id if isinstance(self.request.auth, ApiKey) else None
         host = f"{self.request.scheme}://{self.request.get_host()}"
         return (version, scope, *sorted(lookup.items()), sent, host)
+
+
+def _not_found(lookup: dict) -> NotFound:
+    what = f"id {lookup['pk']}" if "pk" in lookup else f"SKU {lookup['sku']!r}"
+    return NotFound(f"There is no product with {what} in this catalog.")
 
 
 def _results(result: SimilarResult, **extra) -> dict:

@@ -13,7 +13,7 @@ from functools import partial
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import FloatField, OuterRef, Q, QuerySet, Subquery, Value
 from PIL import Image
 
 from embeddings import Extractor
@@ -27,10 +27,10 @@ from recommender.embedding import (
     current_extractor,
     extractor_for,
 )
-from recommender.models import ImageVector
+from recommender.models import ImageVector, PhotoScore
 from recommender.postprocessing import postprocessor_fit, serving_postprocessor
 from shop.images import read_stored
-from shop.models import EmbeddingStatus, Product
+from shop.models import Category, EmbeddingStatus, Product
 
 logger = logging.getLogger(__name__)
 
@@ -59,19 +59,24 @@ class SimilarFilters:
     max_price: Decimal | None = None
     in_stock: bool = True
 
+    def q(self) -> Q:
+        """These filters as one condition on products."""
+        condition = Q()
+        if self.in_stock:
+            condition &= Q(stock__gt=0)
+        if self.category:
+            condition &= Q(category__slug=self.category)
+        if self.merchant_id is not None:
+            condition &= Q(merchant_id=self.merchant_id)
+        if self.min_price is not None:
+            condition &= Q(price__gte=self.min_price)
+        if self.max_price is not None:
+            condition &= Q(price__lte=self.max_price)
+        return condition
+
     def apply(self, products: QuerySet[Product]) -> QuerySet[Product]:
         """These filters on a queryset of active products."""
-        if self.in_stock:
-            products = products.filter(stock__gt=0)
-        if self.category:
-            products = products.filter(category__slug=self.category)
-        if self.merchant_id is not None:
-            products = products.filter(merchant_id=self.merchant_id)
-        if self.min_price is not None:
-            products = products.filter(price__gte=self.min_price)
-        if self.max_price is not None:
-            products = products.filter(price__lte=self.max_price)
-        return products
+        return products.filter(self.q())
 
 
 NO_FILTERS = SimilarFilters()
@@ -92,6 +97,8 @@ class SimilarResult:
     items: list[SimilarItem]
     model_id: str
     index_version: int
+    # The product the items look like (a search by photo has none).
+    product: Product | None = None
 
 
 def products_embed(
@@ -290,18 +297,43 @@ def similar_to_product(
     filters: SimilarFilters = NO_FILTERS,
     aesthetics_weight: float | None = None,
     product: Product | None = None,
+    catalog: Q | None = None,
 ) -> SimilarResult:
     """Products that look like this one; raises Product.DoesNotExist for unknown ids.
 
-    A caller that has just read the (active) product passes it, saving a query.
+    `catalog` is where the product is looked up (default: active products); the result
+    carries the product as read from it. A product the index holds is searched with the
+    vector read back from the index (no vector query, no post-processing), and its row comes
+    with its candidates' rows: the whole call makes one query. A product not indexed yet is
+    searched with its stored vector, its photo embedded now if it has none. A caller that has
+    just read the (active) product may pass it.
     """
-    if product is None or product.pk != product_id:
-        product = Product.objects.get(pk=product_id, is_active=True)
+    catalog = Q(is_active=True) if catalog is None else catalog
     index, manifest = serving_index()
-    xq = product_vector(product, manifest.model_id)
+    xq = _indexed_vector(index, product_id)
+    if xq is None:
+        if product is None or product.pk != product_id:
+            product = Product.objects.select_related("category").get(catalog, pk=product_id)
+        raw = product_vector(product, manifest.model_id)
+        xq = serving_postprocessor(manifest).apply(raw)
     return _similar(
-        (index, manifest), xq, k, filters=filters, exclude={product.pk}, weight=aesthetics_weight
+        (index, manifest),
+        xq,
+        k,
+        filters=filters,
+        exclude={product_id},
+        weight=aesthetics_weight,
+        anchor=product if product is not None and product.pk == product_id else product_id,
+        catalog=catalog,
     )
+
+
+def _indexed_vector(index, product_id: int) -> np.ndarray | None:
+    """The index's own (post-processed) vector of a product, or None if it does not hold it."""
+    try:
+        return index.reconstruct(int(product_id))
+    except (RuntimeError, OverflowError):
+        return None
 
 
 def similar_to_image(
@@ -319,32 +351,30 @@ def similar_to_image(
     extractor = extractor_for(manifest.model_id)
     xq = extractor.embed_query([image])[0]
     config = getattr(extractor, "config", None)
+    # Stored vectors are raw; the index holds them through its version's learned maps.
+    xq = serving_postprocessor(manifest).apply(xq, config.query_head_weight if config else None)
     return _similar(
-        (index, manifest),
-        xq,
-        k,
-        filters=filters,
-        exclude=set(),
-        weight=aesthetics_weight,
-        head_weight=config.query_head_weight if config else None,
+        (index, manifest), xq, k, filters=filters, exclude=set(), weight=aesthetics_weight
     )
 
 
 def ranking_apply(items: list[SimilarItem], weight: float) -> list[SimilarItem]:
-    """Candidates reordered by the blend of similarity and their photos' aesthetics scores."""
-    from recommender.aesthetics.services import scores_by_hash
+    """Candidates reordered by the blend of similarity and their photos' aesthetics scores.
 
-    aesthetics = scores_by_hash({item.product.image_hash for item in items}) if items else {}
-    a = np.array([aesthetics.get(item.product.image_hash, np.nan) for item in items])
-    order, final = ranking.rerank(np.array([item.similarity for item in items]), a, weight)
+    The scores are the ones the candidates were read with (`SimilarItem.aesthetics`).
+    """
     return [
-        SimilarItem(
-            items[i].product,
-            score=float(final[i]),
-            similarity=items[i].similarity,
-            aesthetics=None if np.isnan(a[i]) else round(float(a[i]), 1),
-        )
-        for i in order
+        SimilarItem(items[i].product, score=score, similarity=items[i].similarity, aesthetics=a)
+        for i, score, a in _ranked(items, weight)
+    ]
+
+
+def _ranked(candidates: list, weight: float) -> list[tuple[int, float, float | None]]:
+    """(candidate index, final score, aesthetics score or None), best first."""
+    a = np.array([np.nan if c.aesthetics is None else c.aesthetics for c in candidates])
+    order, final = ranking.rerank(np.array([c.similarity for c in candidates]), a, weight)
+    return [
+        (int(i), float(final[i]), None if np.isnan(a[i]) else round(float(a[i]), 1)) for i in order
     ]
 
 
@@ -356,40 +386,140 @@ def _similar(
     filters: SimilarFilters,
     exclude: set[int],
     weight: float | None,
-    head_weight: float | None = None,
+    anchor: Product | int | None = None,
+    catalog: Q | None = None,
 ) -> SimilarResult:
+    """Search with a post-processed query vector; keep available candidates; rerank.
+
+    An `anchor` given as an id is the product the items look like, read from `catalog` in the
+    same query as the first candidates (Product.DoesNotExist if it is not there).
+    """
     index, manifest = serving
-    # Stored vectors are raw; the index holds them through its version's learned maps.
-    xq = serving_postprocessor(manifest).apply(xq, head_weight)
+    product = anchor if isinstance(anchor, Product) else None
     if index.ntotal == 0:
-        return SimilarResult([], manifest.model_id, manifest.version)
+        if isinstance(anchor, int):
+            product = Product.objects.select_related("category").get(catalog, pk=anchor)
+        return SimilarResult([], manifest.model_id, manifest.version, product)
     weight = settings.LOOKALIKE_AESTHETICS_WEIGHT if weight is None else weight
     # The blend reorders the top visual candidates, so at least that many are fetched.
     wanted = k if weight == 0 else max(k, settings.LOOKALIKE_AESTHETICS_CANDIDATES)
     n = min(index.ntotal, wanted + len(exclude) + 8)
     while True:
         D, I = vector_index.search(index, xq, n)
-        items = _keep_available(D[0], I[0], filters, exclude)
+        if product is None and isinstance(anchor, int):
+            candidates, product = _keep_available(D[0], I[0], filters, exclude, (anchor, catalog))
+        else:
+            candidates = _keep_available(D[0], I[0], filters, exclude)
         # Filters can drop many candidates; widen the search until enough survive or none remain.
-        if len(items) >= wanted or n >= index.ntotal:
-            items = ranking_apply(items[:wanted], weight)
-            return SimilarResult(items[:k], manifest.model_id, manifest.version)
+        if len(candidates) >= wanted or n >= index.ntotal:
+            candidates = candidates[:wanted]
+            items = [
+                SimilarItem(candidates[i].product, score=score, similarity=sim, aesthetics=a)
+                for i, score, a in _ranked(candidates, weight)[:k]
+                for sim in [candidates[i].similarity]
+            ]
+            return SimilarResult(items, manifest.model_id, manifest.version, product)
         n = min(index.ntotal, n * 4)
 
 
+# A candidate's row is read as plain values; only the k shown become Product objects (their
+# other fields load on access, as with QuerySet.only()).
+_CARD_FIELDS = (
+    "id",
+    "merchant_id",
+    "sku",
+    "title",
+    "category_id",
+    "price",
+    "currency",
+    "stock",
+    "is_active",
+    "image",
+    "thumbnail",
+    "image_hash",
+    "image_width",
+    "image_height",
+)
+_CATEGORY_FIELDS = ("category__name", "category__slug", "category__position")
+
+
+class _Candidate:
+    """A product that may be shown: its row, similarity and photo's aesthetics score."""
+
+    __slots__ = ("row", "similarity", "aesthetics")
+
+    def __init__(self, row: tuple, similarity: float, aesthetics: float | None) -> None:
+        self.row, self.similarity, self.aesthetics = row, similarity, aesthetics
+
+    @property
+    def product(self) -> Product:
+        return _product_of(self.row)
+
+
+def _product_of(row: tuple) -> Product:
+    n = len(_CARD_FIELDS)
+    product = Product.from_db("default", _CARD_FIELDS, row[:n])
+    category = Category.from_db(
+        "default", ("id", "name", "slug", "position"), (row[4], *row[n : n + 3])
+    )
+    product.category = category
+    return product
+
+
 def _keep_available(
-    scores: np.ndarray, ids: np.ndarray, filters: SimilarFilters, exclude: set[int]
-) -> list[SimilarItem]:
+    scores: np.ndarray,
+    ids: np.ndarray,
+    filters: SimilarFilters,
+    exclude: set[int],
+    anchor: tuple[int, Q] | None = None,
+):
+    """Candidates still shown, in search order, with their photos' aesthetics scores.
+
+    With an anchor (product id, catalog) its row is read in the same query and returned too:
+    (candidates, product).
+    """
     # Stock and activity are read from the database, so a product that sells out or is
     # removed disappears at once, before the index is rebuilt.
-    candidates = filters.apply(
-        Product.objects.filter(
-            pk__in=[int(i) for i in ids if i >= 0 and int(i) not in exclude], is_active=True
+    wanted = [int(i) for i in ids if i >= 0 and int(i) not in exclude]
+    shown = Q(pk__in=wanted, is_active=True) & filters.q()
+    if anchor is not None:
+        anchor_id, catalog = anchor
+        shown |= Q(pk=anchor_id) & catalog
+    rows = Product.objects.filter(shown)
+    version = _live_scorer_version()
+    score = Value(None, output_field=FloatField())
+    if version is not None:
+        score = Subquery(
+            PhotoScore.objects.filter(
+                image_hash=OuterRef("image_hash"), scorer_version=version
+            ).values("score")[:1]
         )
-    ).select_related("category")
-    by_id = {p.pk: p for p in candidates}
-    return [
-        SimilarItem(by_id[int(i)], score=float(s), similarity=float(s))
+    rows = rows.order_by().annotate(aesthetics_score=score)
+    by_id = {
+        row[0]: row
+        for row in rows.values_list(*_CARD_FIELDS, *_CATEGORY_FIELDS, "aesthetics_score")
+    }
+    candidates = [
+        _Candidate(by_id[int(i)], float(s), by_id[int(i)][-1])
         for s, i in zip(scores, ids, strict=True)
-        if int(i) in by_id
+        if int(i) in by_id and int(i) not in exclude
     ]
+    if anchor is None:
+        return candidates
+    row = by_id.get(anchor[0])
+    if row is None:
+        raise Product.DoesNotExist(f"No product {anchor[0]} in this catalog.")
+    return candidates, _product_of(row)
+
+
+def _live_scorer_version() -> str | None:
+    """The live aesthetics scorer's version, or None without one (lists go by similarity)."""
+    from recommender.aesthetics.scoring import scorer_version
+    from recommender.aesthetics.services import live_scorer_path
+
+    path = live_scorer_path()
+    try:
+        return scorer_version(path)
+    except FileNotFoundError:
+        logger.warning("No aesthetics scorer at %s", path)
+        return None

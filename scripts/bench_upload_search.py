@@ -213,14 +213,16 @@ def replay_search(data: bytes, watch: Stopwatch) -> np.ndarray:
     with watch("decode"):
         rgb = to_rgb(decode_upload(data, query_decode_side()))
     if config.suppress_background:
-        with watch("background suppression (preprocess, 1 forward, box)"):
+        with watch("background suppression (preprocess, forward to the stride-16 map, box)"):
             rgb = pipeline.suppress_background([rgb])[0]
     with watch("embedding (preprocess, 1 forward of photo + mirror, pooling, colour)"):
         xq = pipeline._embed([rgb], None)
     with watch("post-processing"):
         yq = serving_postprocessor(manifest).apply(xq, config.query_head_weight)
     with watch("search"):
-        _search_only(services, index, yq)
+        services._similar(
+            (index, manifest), yq, 12, filters=services.NO_FILTERS, exclude=set(), weight=0.15
+        )
     return xq[0]
 
 
@@ -243,15 +245,6 @@ def stage_times(photos: list[bytes], repeats: int) -> dict[str, float]:
     if float(check @ xq) < 0.9999:
         print(f"warning: the stage replay differs from Pipeline.embed_query ({check @ xq:.5f})")
     return {k: round(statistics.median(r[k] for r in rows), 1) for k in rows[0]}
-
-
-def _search_only(services, index, yq):
-    """The search, filters and reranking of services._similar, without its post-processing."""
-    from recommender import index as vector_index
-
-    D, I = vector_index.search(index, yq, 20)
-    items = services._keep_available(D[0], I[0], services.NO_FILTERS, set())
-    return services.ranking_apply(items[:12], 0.15)
 
 
 def query_draft_check(photos: list[bytes], repeats: int) -> dict:
@@ -327,8 +320,8 @@ def markdown(result: dict, command: str) -> str:
         f"{http['mean_ms']} |",
         "",
         "Stages, measured in a fresh process (median ms per search; the model runs twice: once "
-        "on the whole photo to find the product, then on the cut-out and its mirror image "
-        "together, a batch of two):",
+        "on the whole photo to find the product, only as far as the stride-16 map the box comes "
+        "from, then on the cut-out and its mirror image together, a batch of two):",
         "",
         "| stage | ms |",
         "|---|---|",

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageOps
 
 from embeddings.pipeline import PipelineConfig, crop_to_box, largest_component, load_pipeline
@@ -83,6 +84,27 @@ def test_query_side_background_suppression_crops_to_the_product() -> None:
     cropped = pipeline.suppress_background([scene])[0]
     # then the crop is much smaller than the scene and contains the shoe's centre
     assert cropped.size[0] * cropped.size[1] < 0.5 * 640 * 640
+
+
+def test_product_boxes_stop_early_and_match_the_full_forward_pass() -> None:
+    # given shopper-like photos: shoes on textured floors, and a plain catalog photo
+    from embeddings.pipeline import pooled_features, product_boxes
+    from embeddings.shopper import shopper_photos
+
+    pipeline = load_pipeline(BASE, download=False)
+    photos = shopper_photos([demo_photo("boots"), demo_photo("heels")], seed=3)
+    photos.append(demo_photo("sneakers"))
+    extractor = pipeline.extractors[0]
+    # when the boxes come from the first feature map alone
+    early = product_boxes(extractor, photos)
+    # then they are the boxes of the whole forward pass
+    full = pooled_features(extractor, photos, "stretch", flip=False)["box"]
+    assert early.shape == (3, 4)
+    np.testing.assert_allclose(early, full, atol=1e-6)
+    # and the first map is the first of the feature maps
+    x = torch.rand(1, 3, 224, 224)
+    with torch.inference_mode():
+        torch.testing.assert_close(extractor.model.first_map(x), extractor.model.feature_maps(x)[0])
 
 
 def test_the_layout_part_tells_where_the_product_lies() -> None:

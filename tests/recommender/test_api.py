@@ -145,13 +145,17 @@ def test_image_search_without_a_file_is_a_400(api, small_catalog) -> None:
 def test_a_product_whose_photo_cannot_be_embedded_is_a_409_with_the_reason(
     api, small_catalog
 ) -> None:
-    # given a product without a vector whose stored photo is damaged
+    # given a product without a vector whose stored photo is damaged, so the index (rebuilt
+    # since) does not hold it either
     from django.core.files.storage import default_storage
+
+    from recommender.services import index_rebuild
 
     product = small_catalog[2]
     ImageVector.objects.filter(image_hash=product.image_hash).delete()
     with default_storage.open(product.image, "wb") as handle:
         handle.write(b"not a jpeg")
+    index_rebuild()
     # when
     response = api.get(similar_url(product.pk))
     # then

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 
@@ -172,3 +173,67 @@ def test_a_serving_process_picks_up_a_new_index_version_without_restarting(
     result = similar_to_product(query.pk, k=3)
     assert result.index_version == 2
     assert result.items[0].product.sku == "TWIN-1"
+
+
+def test_an_indexed_product_gets_its_similar_items_in_one_query(
+    small_catalog, django_assert_num_queries
+) -> None:
+    # given a catalog whose index holds every product (vectors read back from the index)
+    query = small_catalog[0]
+    expected = [item.product.pk for item in similar_to_product(query.pk, k=5).items]
+    # when asked again, the product, its candidates and their aesthetics scores come at once
+    with django_assert_num_queries(1):
+        result = similar_to_product(query.pk, k=5)
+        shown = [(i.product.pk, i.product.title, i.product.category.slug) for i in result.items]
+    # then the answer is the same, with the product the items look like
+    assert [pk for pk, _, _ in shown] == expected
+    assert result.product.pk == query.pk and result.product.category.slug == query.category.slug
+    assert all(title for _, title, _ in shown)
+
+
+def test_the_index_vector_and_the_stored_vector_give_the_same_answer(
+    small_catalog, monkeypatch
+) -> None:
+    # given a product's similar items from the vector the index holds
+    query = small_catalog[3]
+    from_index = similar_to_product(query.pk, k=6)
+    # when the index does not hold the product (as before its first sync), its stored
+    # vector goes through the version's post-processing instead
+    from recommender import services
+
+    monkeypatch.setattr(services, "_indexed_vector", lambda index, product_id: None)
+    from_stored = similar_to_product(query.pk, k=6)
+    # then both list the same products with the same similarities
+    assert [i.product.pk for i in from_stored.items] == [i.product.pk for i in from_index.items]
+    assert np.allclose(
+        [i.similarity for i in from_stored.items],
+        [i.similarity for i in from_index.items],
+        atol=1e-5,
+    )
+    assert from_stored.product.pk == query.pk
+
+
+def test_an_unknown_or_inactive_product_is_not_found_on_either_path(small_catalog) -> None:
+    with pytest.raises(Product.DoesNotExist):
+        similar_to_product(10**9, k=3)
+    # an inactive product the index still holds (the fast path) is not found either
+    gone = small_catalog[1]
+    Product.objects.filter(pk=gone.pk).update(is_active=False)
+    with pytest.raises(Product.DoesNotExist):
+        similar_to_product(gone.pk, k=3)
+    # nor is a product outside the catalog asked for
+    from django.db.models import Q
+
+    with pytest.raises(Product.DoesNotExist):
+        similar_to_product(small_catalog[2].pk, k=3, catalog=Q(is_active=True, merchant_id=-1))
+
+
+def test_a_single_query_search_leaves_the_thread_setting_as_it_was(small_catalog) -> None:
+    import faiss
+
+    from recommender.services import serving_index
+
+    index, _ = serving_index()
+    faiss.omp_set_num_threads(2)
+    vector_index.search(index, index.reconstruct(small_catalog[0].pk), 3)
+    assert faiss.omp_get_max_threads() == 2
