@@ -66,9 +66,9 @@ def variants() -> dict[str, PipelineConfig]:
         "+ head 0.7 (uploads without head)": r(whiten, head_weight=0.7),
         "+ layout 0.5 (3x3 regions, whitened apart)": r(whiten, head_weight=0.7, layout_weight=0.5),
         "+ colour 0.1": colour,
-        "+ catalog views tilted 4 degrees": r(colour, catalog_rotation=4.0),
         "+ catalog views tilted 8 degrees = default": r(colour, catalog_rotation=8.0),
-        "+ catalog views tilted 12 degrees": r(colour, catalog_rotation=12.0),
+        "tilted 4 degrees instead of 8": r(colour, catalog_rotation=4.0),
+        "tilted 12 degrees instead of 8": r(colour, catalog_rotation=12.0),
         "+ colour 0.1, without whitening": r(colour, whiten_dims=0),
         "ensemble lite0+lite1 (multi, mirror, bg)": r(multi, backbones=LITE01),
     }
