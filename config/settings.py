@@ -223,6 +223,8 @@ LOOKALIKE_WHITEN_DIMS = env_int("LOOKALIKE_WHITEN_DIMS", 256)
 LOOKALIKE_HEAD_WEIGHT = env_float("LOOKALIKE_HEAD_WEIGHT", 0.7, below=1.0)
 LOOKALIKE_QUERY_HEAD_WEIGHT = env_float("LOOKALIKE_QUERY_HEAD_WEIGHT", 0.0, below=1.0)
 LOOKALIKE_SUPPRESS_BACKGROUND = env_bool("LOOKALIKE_SUPPRESS_BACKGROUND", True)
+# Catalog photos are embedded tilted by +/- this many degrees (0: upright; docs/evaluation.md).
+LOOKALIKE_CATALOG_ROTATION = env_float("LOOKALIKE_CATALOG_ROTATION", 8.0, below=45.0)
 LOOKALIKE_INDEX_DIR = Path(env_str("LOOKALIKE_INDEX_DIR", str(VAR_DIR / "index")))
 # How often (seconds) a web process looks for a newer index version on disk.
 LOOKALIKE_INDEX_CHECK_INTERVAL = float(env_str("LOOKALIKE_INDEX_CHECK_INTERVAL", "1.0"))

@@ -19,6 +19,7 @@ import csv
 import hashlib
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -201,7 +202,7 @@ class DiskFeatureCache:
         self.directory = Path(directory)
         self.progress = progress
         self._memory: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-        self._digests: dict[int, tuple[Image.Image, str]] = {}
+        self._digests: dict[int, tuple[weakref.ref, str]] = {}
 
     def __call__(self, tag: str, images: Sequence[Image.Image], compute) -> dict:
         store = self._load(tag)
@@ -222,10 +223,13 @@ class DiskFeatureCache:
         return {name: np.stack([store[d][name] for d in digests]) for name in names}
 
     def _digest(self, image: Image.Image) -> str:
-        # Hashing megapixels is not free: remember each live image's digest.
+        # Hashing megapixels is not free: remember each live image's digest. A weak reference,
+        # so that passing views (tilted catalog photos) are freed once embedded.
         known = self._digests.get(id(image))
-        if known is None or known[0] is not image:
-            known = self._digests[id(image)] = (image, image_digest(image))
+        if known is None or known[0]() is not image:
+            key = id(image)
+            forget = lambda _, key=key: self._digests.pop(key, None)  # noqa: E731
+            known = self._digests[key] = (weakref.ref(image, forget), image_digest(image))
         return known[1]
 
     def _folder(self, tag: str) -> Path:

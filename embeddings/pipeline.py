@@ -30,6 +30,9 @@ GEM_P = 3.0
 COLOUR_BINS = (8, 3, 3)  # hue x saturation x value
 LAYOUT_GRID = 3  # layout: 3 x 3 overlapping regions of the stride-16 map
 LAYOUT_OVERLAP = 0.4  # share of a region's side it shares with its neighbour
+# A catalog photo is embedded tilted both ways (see ``catalog_views``); larger photos are
+# shrunk to this shorter side first, so the rotation costs little (the backbone sees less).
+ROTATE_MAX_SIDE = 512
 MIN_BOX_AREA = 0.05  # a saliency box smaller than this is noise: keep the whole photo
 BOX_MARGIN = 0.02
 # An upload is cut (background suppression, crop box) before its resize: decode it finer.
@@ -55,6 +58,8 @@ class PipelineConfig:
     # Share of the head in an uploaded photo's query: 0 looks for the very product.
     query_head_weight: float = 0.0
     suppress_background: bool = True
+    # Degrees each catalog photo is tilted by, one view each way (0: upright views only).
+    catalog_rotation: float = 8.0
 
     def __post_init__(self) -> None:
         if self.crop not in CROPS:
@@ -68,9 +73,11 @@ class PipelineConfig:
             raise ValueError("Colour, layout and head weights are shares of a score: 0 <= w < 1.")
         if self.colour_weight + self.layout_weight >= 1:
             raise ValueError("Colour and layout together must leave the shape a share: sum < 1.")
+        if not 0 <= self.catalog_rotation < 45:
+            raise ValueError("The catalog rotation is a tilt in degrees: 0 <= degrees < 45.")
 
     def key(self) -> str:
-        """Short text naming the choices, e.g. 'lb.gem.mir.col0.2.w256.h0.5.bg'."""
+        """Short text naming the choices, e.g. 'lb.gem.mir.col0.2.w256.h0.5.bg.rot8'."""
         parts = [
             {"letterbox": "lb", "centre": "cc"}[self.crop],
             self.pooling,
@@ -80,8 +87,33 @@ class PipelineConfig:
             f"w{self.whiten_dims}" if self.whiten_dims else "",
             f"h{self.head_weight:g}q{self.query_head_weight:g}" if self.head_weight else "",
             "bg" if self.suppress_background else "",
+            f"rot{self.catalog_rotation:g}" if self.catalog_rotation else "",
         ]
         return ".".join(p for p in parts if p)
+
+
+# A view of a photo: (degrees it is rotated by, mirrored or not).
+View = tuple[float, bool]
+
+
+def query_views(config: PipelineConfig) -> tuple[View, ...]:
+    """The views an uploaded photo is embedded from: upright, and mirrored too if configured."""
+    return ((0.0, False), (0.0, True)) if config.mirror else ((0.0, False),)
+
+
+def catalog_views(config: PipelineConfig) -> tuple[View, ...]:
+    """The views a catalog photo is embedded from; their features are averaged.
+
+    With a catalog rotation the photo is seen tilted one way and (mirrored, if mirror
+    averaging is on) tilted the other way: a shopper rarely holds the phone straight, and
+    the catalog vector then lies between the tilts. The mirror of a photo tilted by +a is
+    the mirrored photo tilted by -a, so the pair is still the same for a photo and its
+    mirror image, at the cost of the upright pair (two forward passes).
+    """
+    angle = config.catalog_rotation
+    if not angle:
+        return query_views(config)
+    return ((angle, False), (-angle, config.mirror))
 
 
 def decode_side(config: PipelineConfig, query: bool = False) -> int:
@@ -166,10 +198,11 @@ class Pipeline:
 
     def embed_catalog(self, images: Sequence[Image.Image], progress=None) -> np.ndarray:
         """Vectors of product photos, as stored per (image hash, model id)."""
-        return self._embed([to_rgb(image) for image in images], progress)
+        rgb = [to_rgb(image) for image in images]
+        return self._embed(rgb, progress, catalog_views(self.config))
 
     def embed_query(self, images: Sequence[Image.Image], progress=None) -> np.ndarray:
-        """Vectors of shopper photos: the catalog pipeline after background suppression."""
+        """Vectors of shopper photos: upright views after background suppression."""
         rgb = [to_rgb(image) for image in images]
         if self.config.suppress_background:
             rgb = self.suppress_background(rgb)
@@ -186,15 +219,19 @@ class Pipeline:
             boxes = product_boxes(self.extractors[0], images, self.batch_size)
         return [crop_to_box(image, box) for image, box in zip(images, boxes, strict=True)]
 
-    def _embed(self, images: list[Image.Image], progress) -> np.ndarray:
+    def _embed(
+        self, images: list[Image.Image], progress, views: Sequence[View] | None = None
+    ) -> np.ndarray:
+        """Vectors averaged over views of the photos (an upload's views unless given)."""
         if not images:
             return np.zeros((0, self.dim), np.float32)
+        views = query_views(self.config) if views is None else views
         parts, layout = [], None
-        views = [False, True] if self.config.mirror else [False]
         for extractor, (_, weight) in zip(self.extractors, self.config.backbones, strict=True):
             # One forward pass per view gives every pooling (and the layout) at once.
             pooled = self._pooled_views(extractor, images, self.config.crop, tuple(views))
-            # The mean of a photo and its mirror image is the same for both: left or right shoe.
+            # The mean over a photo's views is the same for it and its mirror image (left or
+            # right shoe): the views of one are the mirrored views of the other.
             vectors = l2n(np.mean([p[self.config.pooling] for p in pooled], axis=0))
             parts.append(float(np.sqrt(weight)) * vectors)
             if layout is None and self.config.layout_weight:
@@ -226,11 +263,14 @@ class Pipeline:
             return sum(m.shape[1] for m in extractor.model.feature_maps(probe))
 
     def _pooled_views(
-        self, extractor: Extractor, images: Sequence[Image.Image], crop: str, flips: tuple
+        self, extractor: Extractor, images: Sequence[Image.Image], crop: str, views: tuple
     ) -> list[dict[str, np.ndarray]]:
         if self.cache is not None:  # the evaluation caches each view apart
-            return [self._pooled(extractor, images, crop, flip) for flip in flips]
-        return pooled_views(extractor, images, crop, flips, self.batch_size)
+            return [
+                self._pooled(extractor, rotate_all(images, angle), crop, flip)
+                for angle, flip in views
+            ]
+        return pooled_views(extractor, images, crop, views, self.batch_size)
 
     def _pooled(
         self, extractor: Extractor, images: Sequence[Image.Image], crop: str, flip: bool
@@ -255,7 +295,7 @@ def pooled_features(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> dict[str, np.ndarray]:
     """One forward pass per batch, every pooling at once: avg, gem, multi, layout, boxes."""
-    return pooled_views(extractor, images, crop, (flip,), batch_size)[0]
+    return pooled_views(extractor, images, crop, ((0.0, flip),), batch_size)[0]
 
 
 def product_boxes(
@@ -278,23 +318,30 @@ def pooled_views(
     extractor: Extractor,
     images: Sequence[Image.Image],
     crop: str,
-    flips: Sequence[bool],
+    views: Sequence[View],
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> list[dict[str, np.ndarray]]:
-    """``pooled_features`` of several views (plain, mirrored) of the same photos.
+    """``pooled_features`` of several views (rotated, mirrored) of the same photos.
 
-    Each batch is preprocessed once and all its views go through one forward pass: one
-    larger batch costs less than several small ones, above all for a single uploaded photo.
+    Each batch is preprocessed once per rotation and all its views go through one forward
+    pass: one larger batch costs less than several small ones, above all for one upload.
     """
     transform = extractor.backbone.transforms(crop)
+    angles = sorted({angle for angle, _ in views})
     outs: list[dict[str, list]] = [
-        {"avg": [], "gem": [], "multi": [], "layout": [], "box": []} for _ in flips
+        {"avg": [], "gem": [], "multi": [], "layout": [], "box": []} for _ in views
     ]
-    # PIL releases the GIL while resizing, so threads overlap preprocessing.
+    # PIL releases the GIL while resizing and rotating, so threads overlap preprocessing.
     with ThreadPoolExecutor(extractor.preprocess_workers) as pool:
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
-            _pool_views(extractor, torch.stack(list(pool.map(transform, chunk))), flips, outs)
+            batches = {
+                angle: torch.stack(
+                    list(pool.map(lambda im, a=angle: transform(rotate(im, a)), chunk))
+                )
+                for angle in angles
+            }
+            _pool_views(extractor, batches, views, outs)
     return [
         {name: np.concatenate(parts).astype(np.float32) for name, parts in out.items()}
         for out in outs
@@ -302,13 +349,15 @@ def pooled_views(
 
 
 def _pool_views(
-    extractor: Extractor, batch: torch.Tensor, flips: Sequence[bool], outs: list[dict]
+    extractor: Extractor, batches: dict[float, torch.Tensor], views: Sequence[View], outs: list
 ) -> None:
-    views = torch.cat([batch.flip(-1) if flip else batch for flip in flips])
+    batch = torch.cat(
+        [batches[angle].flip(-1) if flip else batches[angle] for angle, flip in views]
+    )
     with torch.inference_mode(), extractor._autocast():
-        maps = [m.float() for m in extractor.model.feature_maps(extractor.to_device(views))]
-    n = batch.shape[0]
-    for i, (flip, out) in enumerate(zip(flips, outs, strict=True)):
+        maps = [m.float() for m in extractor.model.feature_maps(extractor.to_device(batch))]
+    n = batch.shape[0] // len(views)
+    for i, ((_, flip), out) in enumerate(zip(views, outs, strict=True)):
         _pool_maps([m[i * n : (i + 1) * n] for m in maps], flip, out)
 
 
@@ -320,6 +369,34 @@ def _pool_maps(maps: list[torch.Tensor], flip: bool, out: dict) -> None:
     out["multi"].append(F.normalize(multi, dim=1).cpu().numpy())
     out["layout"].append(layout(maps[0]).cpu().numpy())
     out["box"].append(saliency_boxes(maps[0].cpu(), flip))
+
+
+def rotate(image: Image.Image, degrees: float) -> Image.Image:
+    """The photo turned by degrees (counter-clockwise), the corners filled with its border colour.
+
+    The canvas grows to hold the whole photo, as a tilted phone photo frames a product; the
+    fill is the median colour of the photo's border (its backdrop), not black.
+    """
+    if not degrees:
+        return image
+    scale = ROTATE_MAX_SIDE / min(image.size)
+    if scale < 1:
+        size = (round(image.width * scale), round(image.height * scale))
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    fill = border_colour(image)
+    return image.rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
+
+
+def rotate_all(images: Sequence[Image.Image], degrees: float) -> Sequence[Image.Image]:
+    """Every photo turned by degrees (the same list when degrees is 0)."""
+    return [rotate(image, degrees) for image in images] if degrees else images
+
+
+def border_colour(image: Image.Image) -> tuple[int, ...]:
+    """The median colour of a photo's outermost pixels (of a 32 x 32 thumbnail)."""
+    small = np.asarray(image.convert("RGB").resize((32, 32), Image.Resampling.BILINEAR))
+    border = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
+    return tuple(int(v) for v in np.median(border, axis=0))
 
 
 def gem(x: torch.Tensor, p: float = GEM_P) -> torch.Tensor:

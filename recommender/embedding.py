@@ -67,6 +67,7 @@ def pipeline_config() -> PipelineConfig:
         head_weight=settings.LOOKALIKE_HEAD_WEIGHT,
         query_head_weight=settings.LOOKALIKE_QUERY_HEAD_WEIGHT,
         suppress_background=settings.LOOKALIKE_SUPPRESS_BACKGROUND,
+        catalog_rotation=settings.LOOKALIKE_CATALOG_ROTATION,
     )
 
 

@@ -29,6 +29,7 @@ from embeddings.evaluation import (  # noqa: E402
 from embeddings.pipeline import PipelineConfig, load_pipeline  # noqa: E402
 
 NAIVE = PipelineConfig(
+    catalog_rotation=0.0,
     crop="centre",
     pooling="avg",
     mirror=False,
@@ -49,6 +50,7 @@ def variants() -> dict[str, PipelineConfig]:
     bg = r(mirror, suppress_background=True)
     multi = r(bg, pooling="multi")
     whiten = r(multi, whiten_dims=256)
+    colour = r(whiten, head_weight=0.7, layout_weight=0.5, colour_weight=0.1)
     return {
         "naive: lite0, centre crop, avg": NAIVE,
         "naive, letterbox instead of centre crop": r(NAIVE, crop="letterbox"),
@@ -63,10 +65,11 @@ def variants() -> dict[str, PipelineConfig]:
         "head 0.5, uploads with head 0.5 too": r(whiten, head_weight=0.5, query_head_weight=0.5),
         "+ head 0.7 (uploads without head)": r(whiten, head_weight=0.7),
         "+ layout 0.5 (3x3 regions, whitened apart)": r(whiten, head_weight=0.7, layout_weight=0.5),
-        "+ colour 0.1 = default": r(whiten, head_weight=0.7, layout_weight=0.5, colour_weight=0.1),
-        "default without whitening": r(
-            multi, head_weight=0.7, layout_weight=0.5, colour_weight=0.1
-        ),
+        "+ colour 0.1": colour,
+        "+ catalog views tilted 8 degrees = default": r(colour, catalog_rotation=8.0),
+        "tilted 4 degrees instead of 8": r(colour, catalog_rotation=4.0),
+        "tilted 12 degrees instead of 8": r(colour, catalog_rotation=12.0),
+        "+ colour 0.1, without whitening": r(colour, whiten_dims=0),
         "ensemble lite0+lite1 (multi, mirror, bg)": r(multi, backbones=LITE01),
     }
 

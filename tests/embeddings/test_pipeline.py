@@ -9,13 +9,26 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from embeddings.pipeline import PipelineConfig, crop_to_box, largest_component, load_pipeline
+from embeddings.pipeline import (
+    ROTATE_MAX_SIDE,
+    PipelineConfig,
+    catalog_views,
+    crop_to_box,
+    largest_component,
+    load_pipeline,
+    rotate,
+)
 from embeddings.postprocess import PostProcessor, fit_postprocessor
 from embeddings.preprocess import crop_box, parse_box
 from tests.conftest import DEMO_DIR, pick_rows
 
 BASE = PipelineConfig(
-    pooling="gem", mirror=False, suppress_background=False, colour_weight=0, layout_weight=0
+    pooling="gem",
+    mirror=False,
+    suppress_background=False,
+    colour_weight=0,
+    layout_weight=0,
+    catalog_rotation=0,
 )
 
 
@@ -64,6 +77,65 @@ def test_an_ensemble_concatenates_the_backbones_and_the_colour_part() -> None:
     assert xb.shape == (2, pipeline.dim) == (2, 1280 + 1280 + 72)
     np.testing.assert_allclose(np.linalg.norm(xb, axis=1), 1.0, atol=1e-5)
     assert pipeline.model_id.startswith("ensemble2@")
+
+
+def test_catalog_rotation_tilts_a_catalog_photo_both_ways_at_the_cost_of_the_upright_pair() -> None:
+    tilted = dataclasses.replace(BASE, mirror=True, catalog_rotation=8)
+    assert catalog_views(tilted) == ((8, False), (-8, True))
+    assert catalog_views(dataclasses.replace(tilted, catalog_rotation=0)) == (
+        (0, False),
+        (0, True),
+    )
+    assert catalog_views(dataclasses.replace(tilted, mirror=False)) == ((8, False), (-8, False))
+
+
+@pytest.mark.parametrize("degrees", [-1, 45, 90])
+def test_it_rejects_a_catalog_rotation_that_is_no_small_tilt(degrees: float) -> None:
+    with pytest.raises(ValueError, match="rotation"):
+        dataclasses.replace(BASE, catalog_rotation=degrees)
+
+
+def test_under_catalog_rotation_a_mirrored_photo_still_embeds_like_the_original() -> None:
+    # The mirror of the photo tilted by +8 is the mirrored photo tilted by -8.
+    config = dataclasses.replace(BASE, mirror=True, layout_weight=0.5, catalog_rotation=8)
+    pipeline = load_pipeline(config, download=False)
+    boot = odd_padding_free(demo_photo("boots"))
+    xb = pipeline.embed_catalog([boot, ImageOps.mirror(boot)])
+    assert float(xb[0] @ xb[1]) > 0.999
+
+
+def test_catalog_rotation_brings_the_catalog_vector_closer_to_a_tilted_photo() -> None:
+    # given a catalog photo and a shopper's photo of it, tilted by 8 degrees
+    config = dataclasses.replace(BASE, mirror=True, catalog_rotation=8)
+    upright = load_pipeline(dataclasses.replace(config, catalog_rotation=0), download=False)
+    tilting = load_pipeline(config, download=False)
+    boot = demo_photo("boots")
+    shot = rotate(boot, 8)
+    # when
+    xq = upright.embed_query([shot])[0]
+    # then the query side is the same, and the tilted catalog views are nearer to it
+    np.testing.assert_allclose(tilting.embed_query([shot])[0], xq, atol=1e-6)
+    near_upright = float(upright.embed_catalog([boot])[0] @ xq)
+    near_tilted = float(tilting.embed_catalog([boot])[0] @ xq)
+    assert near_tilted > near_upright + 0.01
+
+
+def test_a_rotated_photo_keeps_all_of_it_on_a_canvas_of_its_border_colour() -> None:
+    # given a dark square on a white backdrop
+    photo = Image.new("RGB", (300, 200), (255, 255, 255))
+    photo.paste((20, 20, 20), (100, 50, 200, 150))
+    # when
+    turned = rotate(photo, 10)
+    # then the canvas grew to hold the corners, which are filled white, not black
+    assert turned.width > 300 and turned.height > 200
+    assert turned.getpixel((0, 0)) == turned.getpixel((turned.width - 1, 0)) == (255, 255, 255)
+    assert rotate(photo, 0) is photo
+
+
+def test_a_large_photo_is_shrunk_before_it_is_rotated() -> None:
+    photo = Image.new("RGB", (4000, 3000), (200, 180, 160))
+    turned = rotate(photo, 8)
+    assert ROTATE_MAX_SIDE <= min(turned.size) < 1.3 * ROTATE_MAX_SIDE
 
 
 def test_the_configuration_is_part_of_the_model_id() -> None:

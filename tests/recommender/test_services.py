@@ -77,7 +77,9 @@ def test_searching_by_a_catalog_photo_finds_that_product_first(small_catalog) ->
     target = small_catalog[5]
     result = similar_to_image(open_stored(target.image), k=3)
     assert result.items[0].product.pk == target.pk
-    assert result.items[0].score > 0.99
+    # Not 1: the catalog vector comes from tilted views (LOOKALIKE_CATALOG_ROTATION), the upload
+    # is upright.
+    assert result.items[0].score > 0.95
 
 
 def test_embedding_twice_writes_nothing_twice(small_catalog) -> None:

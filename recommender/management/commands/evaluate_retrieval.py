@@ -38,6 +38,7 @@ class Command(BaseCommand):
         pipe.add_argument("--whiten-dims", type=int)
         pipe.add_argument("--head-weight", type=float)
         pipe.add_argument("--suppress-background", type=_flag)
+        pipe.add_argument("--catalog-rotation", type=float, help="degrees; 0: upright views")
         run = parser.add_argument_group("run")
         run.add_argument("--no-shopper", action="store_true", help="skip shopper photos")
         run.add_argument("--shopper-limit", type=int, help="shopper photos for a sample only")
@@ -104,7 +105,7 @@ class Command(BaseCommand):
             for name in (
                 "crop", "pooling", "mirror", "colour_weight", "layout_weight", "whiten_dims",
                 "head_weight",
-                "suppress_background",
+                "suppress_background", "catalog_rotation",
             )
             if options[name] is not None
         }  # fmt: skip
