@@ -451,10 +451,19 @@ def main() -> None:
             index_build()  # a run stopped while indexing: the rows are there
         else:
             if Product.objects.exists():
+                from django.db import connections
+
+                connections.close_all()  # the drop (WITH FORCE) would end our own connection
                 database_create(args.database_url, drop=True)
                 call_command("migrate", verbosity=0)
             shutil.rmtree(env["LOOKALIKE_INDEX_DIR"], ignore_errors=True)
             catalog_build(args.products, extractor.dim, extractor.model_id)
+    # Planner statistics as a running shop has them (autovacuum may be off, or not have run
+    # yet after the bulk load): without them PostgreSQL scans the table for every call.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     ids = Product.objects.order_by("pk").values_list("pk", flat=True)
     first = ids.first()
     assert ids.last() - first + 1 == args.products, "product ids are not contiguous"
