@@ -180,6 +180,14 @@ class PartnerApiView(APIView):
             in_stock=query["in_stock"],
         )
 
+    def search_options(self, params: dict) -> dict:
+        """k, filters and aesthetics weight of a search, from its validated parameters."""
+        return {
+            "k": params.get("k") or settings.LOOKALIKE_SIMILAR_K,
+            "filters": self.filters(params),
+            "aesthetics_weight": params.get("aesthetics_weight"),
+        }
+
     def similar_response(self, **lookup) -> HttpResponse:
         """Similar items of a catalog product, from the answer cache when it holds them."""
         # Keyed by the parameters as sent: only valid ones are ever cached, so a hit needs
@@ -202,11 +210,7 @@ class PartnerApiView(APIView):
         try:
             result = _search(
                 lambda: similar_to_product(
-                    product_id,
-                    params.get("k") or settings.LOOKALIKE_SIMILAR_K,
-                    filters=self.filters(params),
-                    aesthetics_weight=params.get("aesthetics_weight"),
-                    catalog=self.in_catalog(),
+                    product_id, **self.search_options(params), catalog=self.in_catalog()
                 )
             )
         except Product.DoesNotExist:
@@ -309,13 +313,7 @@ class ImageSearchApi(PartnerApiView):
         image = self._image(request)
         params = self._params
         result = _search(
-            lambda: similar_to_image(
-                image,
-                params.get("k") or settings.LOOKALIKE_SIMILAR_K,
-                filters=self.filters(params),
-                aesthetics_weight=params.get("aesthetics_weight"),
-                box=params.get("box"),
-            )
+            lambda: similar_to_image(image, **self.search_options(params), box=params.get("box"))
         )
         return Response(
             SimilarResultsSerializer(_results(result), context={"request": request}).data
