@@ -29,18 +29,19 @@ KINDS = ("flat", "hnsw", "ivf")
 CHOICES = ("auto", *KINDS)
 
 # `auto` (figures in docs/benchmarks/index.md, at the default pipeline's 592 dimensions): exact
-# search up to AUTO_FLAT_MAX products (p50 about 1 ms at 10k, 3.3 ms at 20k, 12 ms at 100k,
-# 106 ms at 1M), IVF above: recall@10 0.974 at 100k (p50 0.46 ms) and 0.977 at 1M (4.9 ms), it
-# builds in 40 s at 1M and removes entries in place. HNSW (M=16) is faster at 1M (1.6 ms) but
-# reached only 0.936 recall there at efSearch 304, and faiss cannot remove from its graph, so a
-# sync that removes a product rebuilds it; it is offered by name, not picked by `auto`
-# (AUTO_HNSW_MIN = None). Set AUTO_HNSW_MIN to a size to let `auto` switch to HNSW above it.
+# search up to AUTO_FLAT_MAX products (p50 about 1 ms at 10k, 3 ms at 20k, 12 ms at 100k), IVF
+# up to AUTO_HNSW_MIN (recall@10 0.974 at 100k, p50 0.46 ms; it removes entries in place), HNSW
+# above. IVF probes a fixed share of its lists, so it scans a fixed share of the catalog and its
+# latency grows with n: 5 ms at 1M, about 1 ms near 200k (interpolated). HNSW with M=32 answers
+# 1M in 0.5-0.7 ms at recall 0.95-0.96. Its cost: faiss cannot remove from the graph, so a sync
+# that removes a product or changes a photo rebuilds it (about 4 minutes at 1M on 2 cores, in
+# the worker; the previous version serves meanwhile).
 AUTO_FLAT_MAX = 20_000
-AUTO_HNSW_MIN: int | None = None
+AUTO_HNSW_MIN: int | None = 200_000
 
-HNSW_M = 16  # graph degree: 32 builds twice as slowly (the 1M build must fit the benchmark)
-HNSW_EF_CONSTRUCTION = 40
-HNSW_EF_SEARCH = 96  # up to 100k (recall@10 0.962 there); above, scaled with sqrt(n)
+HNSW_M = 32  # graph degree: at 1M, M=16 reached only 0.936 recall at 1.5 ms (efSearch 304)
+HNSW_EF_CONSTRUCTION = 64
+HNSW_EF_SEARCH = 96  # at 100k; above, scaled with n ** 0.25 (171 at 1M: recall 0.96)
 
 IVF_MIN_TRAIN = 2_000  # fewer vectors than this: too few to train lists, build flat instead
 IVF_POINTS_PER_LIST = 39  # faiss warns below 39 training points per centroid
@@ -100,7 +101,7 @@ def default_spec(kind: str, n: int, overrides: dict[str, int] | None = None) -> 
 
 def hnsw_ef(n: int) -> int:
     """efSearch for ``n`` vectors: the graph is wider to cover at 1M than at 100k."""
-    return max(HNSW_EF_SEARCH, round(HNSW_EF_SEARCH * math.sqrt(n / 100_000)))
+    return max(HNSW_EF_SEARCH, round(HNSW_EF_SEARCH * (n / 100_000) ** 0.25))
 
 
 def ivf_nlist(n: int) -> int:

@@ -152,9 +152,36 @@ def decode_stages(datas: list[bytes], side: int) -> dict:
     return {k: round(v, 1) for k, v in out.items()}
 
 
-def bench_backbone(name: str, weights: str | None, n_naive: int, n_pipe: int, batch: int) -> dict:
+def compiled_pipeline(
+    name: str, weights: str | None, datas: list[bytes], batch: int, xn: np.ndarray, n_naive: int
+) -> dict:
+    """The pipeline with torch.compile (LOOKALIKE_COMPILE=1): compile time, img/s, cosine."""
+    extractor = _build_extractor(name, weights, "cpu", "auto", download=False, compile=True)
+    started = time.perf_counter()
+    pipeline_embed(extractor, datas[:batch], batch)  # compiles for this batch size
+    compile_s = time.perf_counter() - started
+    seconds, xc = timed(lambda: pipeline_embed(extractor, datas, batch))
+    out = {
+        "compiled_compile_s": round(compile_s, 1),
+        "compiled_pipeline_img_s": round(len(datas) / seconds, 1),
+        "compiled_model_only_img_s": round(model_only(extractor, batch, 3), 1),
+        "cosine_compiled_vs_naive": cosines(xn, xc[:n_naive]),
+    }
+    print(f"{name} with torch.compile: {out}")
+    return out
+
+
+def bench_backbone(
+    name: str,
+    weights: str | None,
+    n_naive: int,
+    n_pipe: int,
+    batch: int,
+    compile_too: bool = False,
+) -> dict:
     """Naive against pipeline for one backbone, with stages and cosines."""
-    naive = _build_extractor(name, weights, "cpu", "fp32", download=False)
+    # The naive way runs the network as its authors wrote it: batch norms not folded.
+    naive = _build_extractor(name, weights, "cpu", "fp32", download=False, fold=False)
     fast = _build_extractor(name, weights, "cpu", "auto", download=False)
     datas = demo_jpegs(n_pipe)
     row: dict = {"backbone": name, "weights": "random (file)" if weights else "ImageNet"}
@@ -173,10 +200,16 @@ def bench_backbone(name: str, weights: str | None, n_naive: int, n_pipe: int, ba
     images = [decode_photo(d) for d in datas]
     transform = fast.backbone.transforms()
     row["preprocess_img_s"] = round(len(images) / timed(lambda: [transform(i) for i in images])[0])
+    unfolded = _build_extractor(name, weights, "cpu", "auto", download=False, fold=False)
     row["model_only_img_s"] = {
         "fp32 NCHW, batch 1": round(model_only(naive, 1, 5), 1),
+        f"{fast.precision} channels_last, batch {batch}, batch norms kept": round(
+            model_only(unfolded, batch, 3), 1
+        ),
         f"{fast.precision} channels_last, batch {batch}": round(model_only(fast, batch, 3), 1),
     }
+    if compile_too:
+        row.update(compiled_pipeline(name, weights, datas, batch, xn, n_naive))
     row["decode_img_s"] = decode_stages(datas, fast.backbone.decode_side())
     print_backbone(row)
     return row
@@ -427,7 +460,7 @@ def main() -> None:
     torch.manual_seed(0)
     torch.save(get_backbone("resnet50").build().state_dict(), weights)
     rows = [
-        bench_backbone("resnet50", str(weights), n_naive, n_pipe, batch),
+        bench_backbone("resnet50", str(weights), n_naive, n_pipe, batch, compile_too=True),
         bench_backbone("efficientnet_lite0", None, n_naive, n_pipe, batch),
     ]
     product = bench_product_path(n_product)

@@ -105,3 +105,15 @@ def test_an_unknown_backbone_lists_the_known_ones() -> None:
     assert registry.list_backbones() == [
         "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet18", "resnet50"
     ]  # fmt: skip
+
+
+def test_a_compiled_extractor_gives_the_eager_vectors_on_cpu(tmp_path: Path) -> None:
+    # given resnet18 from a weights file, eager and through torch.compile (inductor, frozen)
+    weights = str(random_weights("resnet18", tmp_path / "resnet18.pth"))
+    eager = _build_extractor("resnet18", weights, "cpu", "fp32", download=False)
+    compiled = _build_extractor("resnet18", weights, "cpu", "fp32", download=False, compile=True)
+    photos = [Image.new("RGB", (300, 200), (90, 40, 20)), Image.new("RGB", (64, 96), (10, 200, 30))]
+    # when
+    xe, xc = eager.embed(photos, batch_size=2), compiled.embed(photos, batch_size=2)
+    # then: the same vectors (freezing folds constants; the arithmetic is the same)
+    assert np.sum(xe * xc, axis=1).min() > 0.9999

@@ -134,26 +134,29 @@ def test_a_deep_search_still_fills_every_row(kind, small_ivf):
     assert (I >= 0).all()
 
 
-def test_auto_picks_flat_then_ivf_by_catalog_size():
-    flat_max = index_kinds.AUTO_FLAT_MAX
+def test_auto_picks_flat_then_ivf_then_hnsw_by_catalog_size():
+    flat_max, hnsw_min = index_kinds.AUTO_FLAT_MAX, index_kinds.AUTO_HNSW_MIN
     assert index_kinds.choose_kind(flat_max) == "flat"
     assert index_kinds.choose_kind(flat_max + 1) == "ivf"
-    # At the product's dimension HNSW missed the recall bar at 1M: auto never picks it...
-    assert index_kinds.choose_kind(10_000_000) == "ivf"
-    # ...but it is there by name, and every kind can be asked for at any size.
+    assert index_kinds.choose_kind(hnsw_min - 1) == "ivf"
+    # IVF scans a fixed share of the catalog: past 1 ms per query, the graph takes over.
+    assert index_kinds.choose_kind(hnsw_min) == "hnsw"
+    assert index_kinds.choose_kind(10_000_000) == "hnsw"
+    # Every kind can be asked for at any size.
     assert index_kinds.choose_kind(10, "hnsw") == "hnsw"
+    assert index_kinds.choose_kind(10_000_000, "ivf") == "ivf"
     assert index_kinds.choose_kind(10_000_000, "flat") == "flat"
 
 
-def test_auto_switches_to_hnsw_above_a_configured_size(monkeypatch):
-    monkeypatch.setattr(index_kinds, "AUTO_HNSW_MIN", 500_000)
-    assert index_kinds.choose_kind(499_999) == "ivf"
-    assert index_kinds.choose_kind(500_000) == "hnsw"
+def test_auto_never_picks_hnsw_when_switched_off(monkeypatch):
+    monkeypatch.setattr(index_kinds, "AUTO_HNSW_MIN", None)
+    assert index_kinds.choose_kind(10_000_000) == "ivf"
 
 
 def test_hnsw_searches_wider_in_larger_catalogs():
     assert index_spec(100_000, "hnsw").params["ef_search"] == index_kinds.HNSW_EF_SEARCH
-    assert index_spec(1_000_000, "hnsw").params["ef_search"] > 256
+    wider = index_spec(1_000_000, "hnsw").params["ef_search"]
+    assert index_kinds.HNSW_EF_SEARCH < wider < 2 * index_kinds.HNSW_EF_SEARCH
 
 
 def test_ivf_falls_back_to_flat_for_a_catalog_too_small_to_train():

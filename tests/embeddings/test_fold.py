@@ -1,0 +1,112 @@
+"""Batch norm folded into convolutions: same outputs, no normalisation passes left."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision import models
+
+from embeddings.fold import fold_batchnorm
+from embeddings.registry import ResNetFeatures, get_backbone
+
+BOTH_PATHS = lambda m, x: (m(x), m.feature_maps(x))  # noqa: E731
+
+
+def batch_norms(model: nn.Module) -> int:
+    return sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def with_trained_statistics(model: nn.Module) -> nn.Module:
+    """Random running statistics and affine parameters, as training leaves them."""
+    generator = torch.Generator().manual_seed(1)
+    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+        n = bn.num_features
+        bn.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
+        bn.running_var.copy_(torch.rand(n, generator=generator) * 2 + 0.1)
+        bn.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
+        bn.bias.data.copy_(torch.randn(n, generator=generator) * 0.1)
+    return model
+
+
+def assert_same_outputs(a: nn.Module, b: nn.Module, x: torch.Tensor) -> None:
+    with torch.inference_mode():
+        for before, after in zip(BOTH_PATHS(a, x), BOTH_PATHS(b, x), strict=True):
+            for p, q in zip(
+                before if isinstance(before, list) else [before],
+                after if isinstance(after, list) else [after],
+                strict=True,
+            ):
+                assert (p - q).abs().max() <= 1e-4 * p.abs().max()
+
+
+def test_resnet_folds_every_batch_norm_and_keeps_its_outputs() -> None:
+    torch.manual_seed(0)
+    original = ResNetFeatures(with_trained_statistics(models.resnet18(weights=None))).eval()
+    # when
+    folded, pairs = fold_batchnorm(original, torch.randn(1, 3, 64, 64), BOTH_PATHS)
+    # then: 20 pairs (stem, 16 block convolutions, 3 shortcuts); the original is untouched
+    assert pairs == 20 and batch_norms(folded) == 0 and batch_norms(original) == 20
+    assert_same_outputs(original, folded, torch.randn(2, 3, 96, 128))
+
+
+def test_the_offline_backbone_loads_folded_with_its_real_weights() -> None:
+    backbone = get_backbone("efficientnet_lite0")
+    # when
+    model, _ = backbone.load(download=False)
+    # then
+    classifier = backbone.build()
+    classifier.load_state_dict(torch.load(backbone.weights_path(), weights_only=True))
+    unfolded = backbone.features(classifier).eval()
+    assert batch_norms(unfolded) == 49 and batch_norms(model) == 0
+    assert_same_outputs(unfolded, model, torch.randn(2, 3, 224, 224))
+
+
+class ReadsTheConvolutionTwice(nn.Module):
+    """A residual taken before the normalisation: the pair must not be folded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return self.bn(y) + y
+
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.forward(x)]
+
+
+def test_a_convolution_output_read_elsewhere_is_left_unfolded() -> None:
+    torch.manual_seed(0)
+    model = with_trained_statistics(ReadsTheConvolutionTwice()).eval()
+    x = torch.randn(1, 3, 8, 8)
+    # when
+    result, pairs = fold_batchnorm(model, x, BOTH_PATHS)
+    # then
+    assert pairs == 0 and result is model and batch_norms(result) == 1
+
+
+class SharedNorm(nn.Module):
+    """One batch norm after two convolutions: no single convolution can take it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 1)
+        self.b = nn.Conv2d(3, 4, 1)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.a(x)) + self.bn(self.b(x))
+
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.forward(x)]
+
+
+def test_a_batch_norm_shared_by_two_convolutions_is_left_alone() -> None:
+    torch.manual_seed(0)
+    model = with_trained_statistics(SharedNorm()).eval()
+    # when
+    result, pairs = fold_batchnorm(model, torch.randn(1, 3, 8, 8), BOTH_PATHS)
+    # then
+    assert pairs == 0 and batch_norms(result) == 1
