@@ -34,7 +34,7 @@ CHOICES = ("auto", *KINDS)
 # above. IVF probes a fixed share of its lists, so it scans a fixed share of the catalog and its
 # latency grows with n: 5 ms at 1M, about 1 ms near 200k (interpolated). HNSW with M=32 answers
 # 1M in 0.5-0.7 ms at recall 0.95-0.96. Its cost: faiss cannot remove from the graph, so a sync
-# that removes a product or changes a photo rebuilds it (about 4 minutes at 1M on 2 cores, in
+# that removes a product or changes a photo rebuilds it (9 minutes at 1M on 2 busy cores, in
 # the worker; the previous version serves meanwhile).
 AUTO_FLAT_MAX = 20_000
 AUTO_HNSW_MIN: int | None = 200_000
