@@ -88,15 +88,15 @@ class Product(models.Model):
 
     @property
     def image_url(self) -> str:
-        from django.core.files.storage import default_storage
+        from shop.images import stored_url
 
-        return default_storage.url(self.image)
+        return stored_url(self.image)
 
     @property
     def thumbnail_url(self) -> str:
-        from django.core.files.storage import default_storage
+        from shop.images import stored_url
 
-        return default_storage.url(self.thumbnail)
+        return stored_url(self.thumbnail)
 
 
 class ImportStatus(models.TextChoices):
