@@ -459,8 +459,9 @@ def _synced(snapshot: CatalogSnapshot, since: dt.datetime, scorer: str | None) -
     """The snapshot with what changed since then: products, photo scores, categories, deletes."""
     changed = Q(updated_at__gte=since)
     if scorer is not None:
+        # Read first, so that both parts of the query below can use their index.
         scored = PhotoScore.objects.filter(scorer_version=scorer, created_at__gte=since)
-        changed |= Q(image_hash__in=scored.values("image_hash"))
+        changed |= Q(image_hash__in=list(scored.values_list("image_hash", flat=True)))
     rows = list(card_rows(Product.objects.filter(changed).order_by(), scorer))
     categories = _categories()
     if rows or categories != snapshot.categories:

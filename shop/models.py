@@ -71,7 +71,11 @@ class Product(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["merchant", "sku"], name="unique_sku_per_merchant"),
         ]
-        indexes = [models.Index(fields=["is_active", "stock"])]
+        indexes = [
+            models.Index(fields=["is_active", "stock"]),
+            # Catalog stores read what changed since their last sync (recommender.catalog_store).
+            models.Index(fields=["updated_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.sku} {self.title}"
