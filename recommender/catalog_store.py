@@ -87,10 +87,11 @@ def catalog_changed() -> None:
     """Tell every process's store that card data changed, once this transaction commits."""
     # Not before: a store that synced then would not see the change, and not be told again.
     # robust: the write is committed whatever happens to the bump (the max age still holds).
-    transaction.on_commit(_version_bump, robust=True)
+    transaction.on_commit(catalog_version_bump, robust=True)
 
 
-def _version_bump() -> None:
+def catalog_version_bump() -> None:
+    """Move the catalog version on (what catalog_changed does when the transaction commits)."""
     try:
         cache.incr(VERSION_KEY)
     except ValueError:
@@ -376,14 +377,17 @@ def _categories() -> dict[int, tuple]:
     return {row[0]: row for row in Category.objects.values_list(*CATEGORY_FIELDS)}
 
 
+LOAD_CHUNK = 5000
+
+
 def snapshot_load(scorer: str | None) -> CatalogSnapshot:
     """Every active product's card (and score from this scorer), read in one pass."""
     started = time.perf_counter()
     rows = card_rows(Product.objects.filter(is_active=True).order_by("pk"), scorer)
     chunks, odd = [], {}
     # A chunk at a time: 100,000 rows as Python objects would take 150 MiB at once.
-    rows = rows.iterator(chunk_size=5000)
-    while chunk := list(islice(rows, 5000)):
+    rows = rows.iterator(chunk_size=LOAD_CHUNK)
+    while chunk := list(islice(rows, LOAD_CHUNK)):
         table, chunk_odd = _table(chunk)
         chunks.append(table)
         odd.update(chunk_odd)

@@ -71,6 +71,14 @@ def catalog_update(products, **fields) -> None:
         catalog_changed()
 
 
+def queued(callbacks: list) -> list:
+    """Captured on-commit callbacks, less the catalog stores' version bumps (those queue no
+    task)."""
+    from recommender.catalog_store import catalog_version_bump
+
+    return [callback for callback in callbacks if callback is not catalog_version_bump]
+
+
 def demo_manifest_rows() -> list[dict]:
     """The shipped demo catalog's manifest rows."""
     with open(DEMO_DIR / "manifest.csv", newline="", encoding="utf-8") as handle:

@@ -21,7 +21,7 @@ from recommender.services import (
 from shop.images import open_stored
 from shop.models import EmbeddingStatus, Product
 from shop.services import category_get_or_create, product_upsert
-from tests.conftest import DEMO_DIR, catalog_update
+from tests.conftest import DEMO_DIR, catalog_update, queued
 
 pytestmark = pytest.mark.django_db
 
@@ -142,7 +142,7 @@ def test_a_new_product_is_embedded_and_indexed_through_the_task_after_commit(
             image=stored,
         )
     # then the task embedded it and the index serves it
-    assert len([c for c in callbacks if "_enqueue_embedding" in c.__qualname__]) == 1
+    assert len(queued(callbacks)) == 1
     product.refresh_from_db()
     assert product.embedding_status == EmbeddingStatus.READY
     found = [item.product.pk for item in similar_to_product(source.pk, k=3).items]
