@@ -19,7 +19,7 @@ from recommender.aesthetics.scoring import (
     load_scorer,
     scorer_version,
 )
-from recommender.catalog_store import catalog_changed
+from recommender.catalog_store import catalog_changed, catalog_version_bump
 from recommender.models import PhotoScore
 from shop.images import open_stored
 from shop.models import Product
@@ -146,7 +146,8 @@ def scorer_publish(candidate: Path, held_out: dict[str, float], live: dict[str, 
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     tmp.replace(pointer)
-    catalog_changed()  # catalog stores reload every score from the new scorer
+    # Catalog stores reload every score from the new scorer (a file, not a transaction: now).
+    catalog_version_bump()
     logger.info("Aesthetics scorer %s is live", target.name)
     return target
 
