@@ -425,8 +425,8 @@ class CatalogStore:
         index version syncs too: the products it brings are in the store by then.
         """
         version = (catalog_version() if version is None else version, index_version)
-        snapshot = self._snapshot
-        if snapshot is not None and self._fresh(version):
+        # Fresh first, then the snapshot: a sync swaps the snapshot in before the versions.
+        if self._fresh(version) and (snapshot := self._snapshot) is not None:
             return snapshot
         with self._lock:
             # Another thread may have synced while this one waited.

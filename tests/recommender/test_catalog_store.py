@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 from decimal import Decimal
 from unittest import mock
 
@@ -479,3 +480,28 @@ def test_the_response_builder_gives_what_the_documented_serializer_gives(
             default_storage.url(item.product.image)
         )
     assert any(item.product.image == "legacy/17.JPG" for item in result.items)
+
+
+# ---------------------------------------------------------------------------- threads
+
+
+def test_threads_wait_for_one_load_and_all_get_it(monkeypatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    # given a store whose load takes a while (no database: a stand-in snapshot)
+    loads = []
+
+    def slow_load(scorer):
+        time.sleep(0.05)
+        loads.append(scorer)
+        return SimpleNamespace(scorer=scorer)
+
+    monkeypatch.setattr(catalog_store, "snapshot_load", slow_load)
+    monkeypatch.setattr(catalog_store, "live_scorer_version", lambda: "v1")
+    store = catalog_store.CatalogStore()
+    # when many threads ask for it at once
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda _: store.snapshot(version=3), range(32)))
+    # then it was loaded once, and every thread got that snapshot
+    assert loads == ["v1"] and all(snapshot is got[0] for snapshot in got)
