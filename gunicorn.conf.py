@@ -26,11 +26,19 @@ accesslog = os.environ.get("LOOKALIKE_ACCESS_LOG") or None
 
 
 def post_worker_init(worker) -> None:
-    """Load the index (and its model) before the worker takes its first request."""
+    """Load the index (and its model) and the catalog store before the first request."""
+    from django.db import DatabaseError
+
     from recommender import index as vector_index
+    from recommender.catalog_store import catalog_snapshot
     from recommender.services import serving_index
 
     try:
-        serving_index()
+        index_version = serving_index()[1].version
     except (vector_index.IndexNotFound, vector_index.IndexCorrupt, vector_index.IndexMismatch):
         worker.log.warning("No usable index yet; similar items answer 503 until there is one")
+        index_version = 0
+    try:
+        catalog_snapshot(index_version=index_version)
+    except DatabaseError as exc:
+        worker.log.warning("Catalog store not loaded (%s); the first similar-items call will", exc)

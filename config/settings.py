@@ -366,6 +366,12 @@ LOOKALIKE_API_RESULT_CACHE = env_choice(
 )
 LOOKALIKE_API_RESULT_CACHE_SECONDS = env_int("LOOKALIKE_API_RESULT_CACHE_SECONDS", 10)
 LOOKALIKE_API_CACHE_SIZE = env_int("LOOKALIKE_API_CACHE_SIZE", 10_000)
+# Each web process keeps the cards of all active products in memory (recommender/catalog_store.py)
+# so that similar items need no database query; a write to the catalog reaches every process's
+# copy at once (a version in Django's cache), and each copy syncs at least every MAX_AGE seconds.
+# Off: each similar-items call reads its candidates from the database.
+LOOKALIKE_CATALOG_STORE = env_bool("LOOKALIKE_CATALOG_STORE", True)
+LOOKALIKE_CATALOG_STORE_MAX_AGE = env_int("LOOKALIKE_CATALOG_STORE_MAX_AGE", 30, minimum=1)
 # Each web process keeps a key it has checked this many seconds (0: a database read per call),
 # so a key revoked in another process stops working within this time (at once in this one).
 LOOKALIKE_API_KEY_CACHE_SECONDS = env_int("LOOKALIKE_API_KEY_CACHE_SECONDS", 10)

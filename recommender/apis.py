@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import lru_cache
+from types import MappingProxyType
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import Q, QuerySet
@@ -24,7 +28,8 @@ from embeddings import ImageRejected
 from recommender import api_docs as docs
 from recommender import index as vector_index
 from recommender.authentication import ApiKeyAuthentication, HasApiKey
-from recommender.cache import result_get, result_set
+from recommender.cache import result_cache_on, result_get, result_set
+from recommender.catalog_store import VERSION_KEY, version_of
 from recommender.embedding import query_decode_side
 from recommender.limits import LimitExceeded, key_limits, limits_check
 from recommender.models import ApiKey
@@ -39,9 +44,11 @@ from recommender.serializers import (
     SimilarToProductSerializer,
     UsageQuerySerializer,
     UsageSerializer,
+    similar_results_data,
     without_blanks,
 )
 from recommender.services import (
+    Catalog,
     ProductNotEmbedded,
     SimilarFilters,
     SimilarResult,
@@ -136,6 +143,10 @@ class PartnerApiView(APIView):
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasApiKey]
+    # A search reads the catalog version (see recommender.catalog_store) in the same round trip
+    # to Redis as the rate limits; None: not read (the search reads it then).
+    searches_catalog = False
+    catalog_version: int | None = None
 
     def permission_denied(self, request: Request, message=None, code=None) -> None:
         if not request.successful_authenticator:
@@ -144,10 +155,14 @@ class PartnerApiView(APIView):
 
     def check_throttles(self, request: Request) -> None:
         if isinstance(request.auth, ApiKey):
+            store = self.searches_catalog and settings.LOOKALIKE_CATALOG_STORE
+            peek = (VERSION_KEY,) if store else ()
             try:
-                limits_check(request.auth.pk, key_limits(request.auth))
+                peeked = limits_check(request.auth.pk, key_limits(request.auth), peek=peek)
             except LimitExceeded as exc:
                 raise RateLimited(exc) from None
+            if peek:
+                self.catalog_version = version_of(peeked[0])
 
     def catalog(self) -> QuerySet[Product]:
         """Active products the key may see: its merchant's (all, if keys are switched off)."""
@@ -155,10 +170,13 @@ class PartnerApiView(APIView):
 
     def in_catalog(self) -> Q:
         """The condition a product of the key's catalog meets."""
-        condition = Q(is_active=True)
+        return self.key_catalog().q()
+
+    def key_catalog(self) -> Catalog:
+        """The key's catalog: its merchant's active products (all, if keys are switched off)."""
         if isinstance(self.request.auth, ApiKey):
-            condition &= Q(merchant_id=self.request.auth.merchant_id)
-        return condition
+            return Catalog(merchant_id=self.request.auth.merchant_id)
+        return Catalog()
 
     def catalog_product(self, **lookup) -> Product:
         """One product of the key's catalog, or a 404 that does not tell other catalogs apart."""
@@ -186,6 +204,7 @@ class PartnerApiView(APIView):
             "k": params.get("k") or settings.LOOKALIKE_SIMILAR_K,
             "filters": self.filters(params),
             "aesthetics_weight": params.get("aesthetics_weight"),
+            "catalog_version": self.catalog_version,
         }
 
     def similar_response(self, **lookup) -> HttpResponse:
@@ -193,14 +212,17 @@ class PartnerApiView(APIView):
         # Keyed by the parameters as sent: only valid ones are ever cached, so a hit needs
         # neither validation nor the product's row (the key's catalog is part of the key).
         sent = tuple(sorted((name, tuple(v)) for name, v in self.request.query_params.lists()))
-        body = result_get(self._cache_key(_search(serving_version), lookup, sent))
-        if body is not None:
-            return HttpResponse(body, content_type="application/json")
-        query = SimilarQuerySerializer(data=without_blanks(self.request.query_params))
-        if not query.is_valid():
+        caching = result_cache_on()
+        if caching:
+            body = result_get(self._cache_key(_search(serving_version), lookup, sent))
+            if body is not None:
+                return HttpResponse(body, content_type="application/json")
+        params = _similar_params(sent)
+        if params is None:
             self.catalog_product(**lookup)  # an unknown product is a 404 before its parameters
+            query = SimilarQuerySerializer(data=without_blanks(self.request.query_params))
+            query.is_valid()
             raise ValidationError(query.errors)
-        params = query.validated_data
         # By id, the product's row comes with its similar items' rows (one query); by SKU,
         # its id is looked up first.
         if "pk" in lookup and lookup["pk"] <= MAX_ID:
@@ -210,16 +232,14 @@ class PartnerApiView(APIView):
         try:
             result = _search(
                 lambda: similar_to_product(
-                    product_id, **self.search_options(params), catalog=self.in_catalog()
+                    product_id, **self.search_options(params), catalog=self.key_catalog()
                 )
             )
         except Product.DoesNotExist:
             raise _not_found(lookup) from None
-        data = SimilarToProductSerializer(
-            _results(result, product=result.product), context={"request": self.request}
-        ).data
-        body = JSONRenderer().render(data)
-        result_set(self._cache_key(result.index_version, lookup, sent), body)
+        body = JSON.render(similar_results_data(result, self.request, result.product))
+        if caching:
+            result_set(self._cache_key(result.index_version, lookup, sent), body)
         return HttpResponse(body, content_type="application/json")
 
     def _cache_key(self, version: int, lookup: dict, sent: tuple) -> tuple:
@@ -234,14 +254,18 @@ def _not_found(lookup: dict) -> NotFound:
     return NotFound(f"There is no product with {what} in this catalog.")
 
 
-def _results(result: SimilarResult, **extra) -> dict:
-    return {
-        **extra,
-        "model": result.model_id,
-        "index_version": result.index_version,
-        "count": len(result.items),
-        "results": result.items,
-    }
+JSON = JSONRenderer()
+
+
+@lru_cache(maxsize=1024)
+def _similar_params(sent: tuple) -> Mapping | None:
+    """Validated similar-items parameters from (name, values) as sent; None when invalid.
+
+    Kept per process: most calls send the same few sets, and validating one with a serializer
+    costs 0.1 ms.
+    """
+    query = SimilarQuerySerializer(data={name: v[-1] for name, v in sent if v[-1] != ""})
+    return MappingProxyType(query.validated_data) if query.is_valid() else None
 
 
 SIMILAR_EXAMPLE = OpenApiExample(
@@ -252,6 +276,8 @@ SIMILAR_EXAMPLE = OpenApiExample(
 
 
 class SimilarProductsApi(PartnerApiView):
+    searches_catalog = True
+
     @extend_schema(
         operation_id="similar_products",
         summary="Products that look like a product",
@@ -266,6 +292,8 @@ class SimilarProductsApi(PartnerApiView):
 
 
 class SimilarProductsBySkuApi(PartnerApiView):
+    searches_catalog = True
+
     @extend_schema(
         operation_id="similar_products_by_sku",
         summary="Products that look like a product, found by SKU",
@@ -281,6 +309,7 @@ class SimilarProductsBySkuApi(PartnerApiView):
 
 class ImageSearchApi(PartnerApiView):
     parser_classes = [MultiPartParser, JSONParser]
+    searches_catalog = True
 
     @extend_schema(
         operation_id="search_by_image",
@@ -315,9 +344,7 @@ class ImageSearchApi(PartnerApiView):
         result = _search(
             lambda: similar_to_image(image, **self.search_options(params), box=params.get("box"))
         )
-        return Response(
-            SimilarResultsSerializer(_results(result), context={"request": request}).data
-        )
+        return Response(similar_results_data(result, request))
 
     def _image(self, request: Request):
         if request.content_type.startswith("multipart/"):

@@ -97,24 +97,31 @@ def key_cache() -> TtlLru:
         return _keys
 
 
+def result_cache_on() -> bool:
+    """Whether similar-item answers are cached at all."""
+    return (
+        settings.LOOKALIKE_API_RESULT_CACHE != "off"
+        and settings.LOOKALIKE_API_RESULT_CACHE_SECONDS > 0
+    )
+
+
 def result_get(key: tuple) -> bytes | None:
     """A cached answer's JSON bytes, or None (always None when the cache is off)."""
-    mode = settings.LOOKALIKE_API_RESULT_CACHE
-    if mode == "off" or settings.LOOKALIKE_API_RESULT_CACHE_SECONDS <= 0:
+    if not result_cache_on():
         return None
-    if mode == "shared":
+    if settings.LOOKALIKE_API_RESULT_CACHE == "shared":
         return django_cache.get(_shared_key(key))
     return _local_results().get(key)
 
 
 def result_set(key: tuple, body: bytes) -> None:
     """Cache an answer's JSON bytes for LOOKALIKE_API_RESULT_CACHE_SECONDS."""
-    mode = settings.LOOKALIKE_API_RESULT_CACHE
-    ttl = settings.LOOKALIKE_API_RESULT_CACHE_SECONDS
-    if mode == "off" or ttl <= 0:
+    if not result_cache_on():
         return
-    if mode == "shared":
-        django_cache.set(_shared_key(key), body, timeout=ttl)
+    if settings.LOOKALIKE_API_RESULT_CACHE == "shared":
+        django_cache.set(
+            _shared_key(key), body, timeout=settings.LOOKALIKE_API_RESULT_CACHE_SECONDS
+        )
     else:
         _local_results().set(key, body)
 

@@ -59,27 +59,37 @@ def key_limits(api_key: ApiKey) -> list[Limit]:
     ]
 
 
-def limits_check(key_id: int, limits: list[Limit], now: float | None = None) -> None:
-    """Count one call against each limit; raise LimitExceeded for the first one over."""
+def limits_check(
+    key_id: int, limits: list[Limit], now: float | None = None, *, peek: tuple[str, ...] = ()
+) -> list[int | None]:
+    """Count one call against each limit; raise LimitExceeded for the first one over.
+
+    Returns the values of the integer counters named in `peek` (None where not set), read in
+    the same round trip: the catalog version, for a similar-items call.
+    """
     now = time.time() if now is None else now
     starts = [int(now // limit.window) * limit.window for limit in limits]
     counters = [
         (f"api-limit:{key_id}:{limit.name}:{limit.window}:{start}", limit.window)
         for limit, start in zip(limits, starts, strict=True)
     ]
-    counts = _count_all(counters)
+    counts, peeked = _count_all(counters, peek)
     for n, (limit, start, count) in enumerate(zip(limits, starts, counts, strict=True)):
         if count > limit.calls:
             # A refused call does not use up the longer limits (the daily quota above all).
             for counter, _ in counters[n + 1 :]:
                 cache.decr(counter)
             raise LimitExceeded(limit, max(1, math.ceil(start + limit.window - now)))
+    return peeked
 
 
-def _count_all(counters: list[tuple[str, int]]) -> list[int]:
+def _count_all(
+    counters: list[tuple[str, int]], peek: tuple[str, ...]
+) -> tuple[list[int], list[int | None]]:
     backend = caches["default"]
     if not isinstance(backend, RedisCache):
-        return [_count(counter, window) for counter, window in counters]
+        counts = [_count(counter, window) for counter, window in counters]
+        return counts, [cache.get(name) for name in peek]
     # On Redis, every counter in one round trip: create with its expiry if new, then INCR.
     client = backend._cache.get_client(write=True)
     pipe = client.pipeline(transaction=False)
@@ -87,7 +97,12 @@ def _count_all(counters: list[tuple[str, int]]) -> list[int]:
         key = backend.make_and_validate_key(counter)
         pipe.set(key, 0, ex=window + 60, nx=True)
         pipe.incr(key)
-    return pipe.execute()[1::2]
+    for name in peek:
+        pipe.get(backend.make_and_validate_key(name))
+    replies = pipe.execute()
+    # Django's Redis cache stores an integer as its digits (so that INCR works on it).
+    peeked = [None if raw is None else int(raw) for raw in replies[2 * len(counters) :]]
+    return replies[1 : 2 * len(counters) : 2], peeked
 
 
 def _count(counter: str, window: int) -> int:

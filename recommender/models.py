@@ -104,6 +104,8 @@ class PhotoScore(models.Model):
                 fields=["image_hash", "scorer_version"], name="one_score_per_image_and_scorer"
             ),
         ]
+        # Catalog stores read the scores given since their last sync.
+        indexes = [models.Index(fields=["created_at"])]
 
     def __str__(self) -> str:
         return f"{self.image_hash[:12]} {self.score:.1f} ({self.scorer_version})"

@@ -8,12 +8,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import partial
+from functools import cached_property, partial
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import FloatField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Q, QuerySet
 from PIL import Image
 
 from embeddings import Extractor
@@ -21,16 +21,24 @@ from embeddings.images import decode_photos
 from embeddings.preprocess import crop_box
 from recommender import index as vector_index
 from recommender import ranking
+from recommender.catalog_store import (
+    CARD_FIELDS,
+    Card,
+    CatalogSnapshot,
+    card_rows,
+    catalog_snapshot,
+    live_scorer_version,
+)
 from recommender.embedding import (
     ModelUnavailable,
     catalog_decode_side,
     current_extractor,
     extractor_for,
 )
-from recommender.models import ImageVector, PhotoScore
+from recommender.models import ImageVector
 from recommender.postprocessing import postprocessor_fit, serving_postprocessor
 from shop.images import read_stored
-from shop.models import Category, EmbeddingStatus, Product
+from shop.models import EmbeddingStatus, Product
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +59,7 @@ class EmbedReport:
 
 @dataclass(frozen=True)
 class SimilarFilters:
-    """Which products may appear in a similar-items list (applied from the database)."""
+    """Which products may appear in a similar-items list (besides being active)."""
 
     category: str | None = None
     merchant_id: int | None = None
@@ -83,13 +91,35 @@ NO_FILTERS = SimilarFilters()
 
 
 @dataclass(frozen=True)
+class Catalog:
+    """Where a similar-items search's product is looked up: active products, one merchant's."""
+
+    merchant_id: int | None = None
+
+    def q(self) -> Q:
+        """The condition a product of this catalog meets."""
+        condition = Q(is_active=True)
+        if self.merchant_id is not None:
+            condition &= Q(merchant_id=self.merchant_id)
+        return condition
+
+
+WHOLE_CATALOG = Catalog()
+
+
+@dataclass(frozen=True)
 class SimilarItem:
     """A product in a similar-items list: final score orders the list."""
 
-    product: Product
+    card: Card
     score: float
     similarity: float
     aesthetics: float | None = None
+
+    @cached_property
+    def product(self) -> Product:
+        """The product as a model object (made on first use: the API needs only its card)."""
+        return self.card.product()
 
 
 @dataclass(frozen=True)
@@ -297,23 +327,31 @@ def similar_to_product(
     filters: SimilarFilters = NO_FILTERS,
     aesthetics_weight: float | None = None,
     product: Product | None = None,
-    catalog: Q | None = None,
+    catalog: Catalog = WHOLE_CATALOG,
+    catalog_version: int | None = None,
 ) -> SimilarResult:
     """Products that look like this one; raises Product.DoesNotExist for unknown ids.
 
-    `catalog` is where the product is looked up (default: active products); the result
-    carries the product as read from it. A product the index holds is searched with the
-    vector read back from the index (no vector query, no post-processing), and its row comes
-    with its candidates' rows: the whole call makes one query. A product not indexed yet is
-    searched with its stored vector, its photo embedded now if it has none. A caller that has
-    just read the (active) product may pass it.
+    `catalog` is where the product is looked up; the result carries the product as read from
+    it. A product the index holds is searched with the vector read back from the index (no
+    vector query, no post-processing). With the catalog store on (LOOKALIKE_CATALOG_STORE) the
+    product and its candidates are read from this process's store, synced for
+    `catalog_version` (the version the caller has just read; read here when None): no query
+    at all. Without it, the product's row comes with its candidates' rows: one query. A
+    product not indexed yet is searched with its stored vector, its photo embedded now if it
+    has none. A caller that has just read the (active) product may pass it.
     """
-    catalog = Q(is_active=True) if catalog is None else catalog
     index, manifest = serving_index()
+    snapshot = catalog_snapshot(catalog_version, manifest.version)
+    if snapshot is not None:
+        position = snapshot.position(product_id, catalog.merchant_id)
+        if position < 0:
+            raise Product.DoesNotExist(f"No product {product_id} in this catalog.")
+        product = snapshot.card(position).product()
     xq = _indexed_vector(index, product_id)
     if xq is None:
         if product is None or product.pk != product_id:
-            product = Product.objects.select_related("category").get(catalog, pk=product_id)
+            product = Product.objects.select_related("category").get(catalog.q(), pk=product_id)
         raw = product_vector(product, manifest.model_id)
         xq = serving_postprocessor(manifest).apply(raw)
     return _similar(
@@ -325,6 +363,7 @@ def similar_to_product(
         weight=aesthetics_weight,
         anchor=product if product is not None and product.pk == product_id else product_id,
         catalog=catalog,
+        snapshot=snapshot,
     )
 
 
@@ -343,6 +382,7 @@ def similar_to_image(
     filters: SimilarFilters = NO_FILTERS,
     aesthetics_weight: float | None = None,
     box: tuple[float, float, float, float] | None = None,
+    catalog_version: int | None = None,
 ) -> SimilarResult:
     """Products that look like a photo (an upload: nothing is stored), optionally cropped."""
     if box is not None:
@@ -354,7 +394,13 @@ def similar_to_image(
     # Stored vectors are raw; the index holds them through its version's learned maps.
     xq = serving_postprocessor(manifest).apply(xq, config.query_head_weight if config else None)
     return _similar(
-        (index, manifest), xq, k, filters=filters, exclude=set(), weight=aesthetics_weight
+        (index, manifest),
+        xq,
+        k,
+        filters=filters,
+        exclude=set(),
+        weight=aesthetics_weight,
+        snapshot=catalog_snapshot(catalog_version, manifest.version),
     )
 
 
@@ -363,19 +409,39 @@ def ranking_apply(items: list[SimilarItem], weight: float) -> list[SimilarItem]:
 
     The scores are the ones the candidates were read with (`SimilarItem.aesthetics`).
     """
+    similarity = np.array([item.similarity for item in items])
+    aesthetics = np.array([np.nan if i.aesthetics is None else i.aesthetics for i in items])
     return [
-        SimilarItem(items[i].product, score=score, similarity=items[i].similarity, aesthetics=a)
-        for i, score, a in _ranked(items, weight)
+        SimilarItem(items[i].card, score=score, similarity=items[i].similarity, aesthetics=a)
+        for i, score, a in _ranked(similarity, aesthetics, weight, len(items))
     ]
 
 
-def _ranked(candidates: list, weight: float) -> list[tuple[int, float, float | None]]:
-    """(candidate index, final score, aesthetics score or None), best first."""
-    a = np.array([np.nan if c.aesthetics is None else c.aesthetics for c in candidates])
-    order, final = ranking.rerank(np.array([c.similarity for c in candidates]), a, weight)
+def _ranked(
+    similarity: np.ndarray, aesthetics: np.ndarray, weight: float, k: int
+) -> list[tuple[int, float, float | None]]:
+    """The best k as (candidate index, final score, aesthetics score or None), best first."""
+    order, final = ranking.rerank(similarity, aesthetics, weight)
     return [
-        (int(i), float(final[i]), None if np.isnan(a[i]) else round(float(a[i]), 1)) for i in order
+        (i, float(final[i]), None if np.isnan(aesthetics[i]) else round(float(aesthetics[i]), 1))
+        for i in order[:k].tolist()
     ]
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """Candidates still shown, in search order: similarities, their photos' aesthetics scores
+    (NaN: none) and how to get the i-th one's card (only the k shown are made)."""
+
+    similarity: np.ndarray
+    aesthetics: np.ndarray
+    card: Callable[[int], Card]
+
+    def __len__(self) -> int:
+        return len(self.similarity)
+
+    def head(self, n: int) -> _Shown:
+        return _Shown(self.similarity[:n], self.aesthetics[:n], self.card)
 
 
 def _similar(
@@ -387,18 +453,21 @@ def _similar(
     exclude: set[int],
     weight: float | None,
     anchor: Product | int | None = None,
-    catalog: Q | None = None,
+    catalog: Catalog = WHOLE_CATALOG,
+    snapshot: CatalogSnapshot | None = None,
 ) -> SimilarResult:
     """Search with a post-processed query vector; keep available candidates; rerank.
 
-    An `anchor` given as an id is the product the items look like, read from `catalog` in the
-    same query as the first candidates (Product.DoesNotExist if it is not there).
+    Candidates are kept by the catalog store's snapshot when there is one, else by the
+    database. An `anchor` given as an id is the product the items look like, read from
+    `catalog` in the same query as the first candidates (Product.DoesNotExist if it is not
+    there).
     """
     index, manifest = serving
     product = anchor if isinstance(anchor, Product) else None
     if index.ntotal == 0:
         if isinstance(anchor, int):
-            product = Product.objects.select_related("category").get(catalog, pk=anchor)
+            product = Product.objects.select_related("category").get(catalog.q(), pk=anchor)
         return SimilarResult([], manifest.model_id, manifest.version, product)
     weight = settings.LOOKALIKE_AESTHETICS_WEIGHT if weight is None else weight
     # The blend reorders the top visual candidates, so at least that many are fetched.
@@ -406,64 +475,42 @@ def _similar(
     n = min(index.ntotal, wanted + len(exclude) + 8)
     while True:
         D, I = vector_index.search(index, xq, n)
-        if product is None and isinstance(anchor, int):
-            candidates, product = _keep_available(D[0], I[0], filters, exclude, (anchor, catalog))
+        if snapshot is not None:
+            shown = _shown_in_store(snapshot, D[0], I[0], filters, exclude)
+        elif product is None and isinstance(anchor, int):
+            shown, product = _keep_available(D[0], I[0], filters, exclude, (anchor, catalog))
         else:
-            candidates = _keep_available(D[0], I[0], filters, exclude)
+            shown = _keep_available(D[0], I[0], filters, exclude)
         # Filters can drop many candidates; widen the search until enough survive or none remain.
-        if len(candidates) >= wanted or n >= index.ntotal:
-            candidates = candidates[:wanted]
+        if len(shown) >= wanted or n >= index.ntotal:
+            shown = shown.head(wanted)
             items = [
-                SimilarItem(candidates[i].product, score=score, similarity=sim, aesthetics=a)
-                for i, score, a in _ranked(candidates, weight)[:k]
-                for sim in [candidates[i].similarity]
+                SimilarItem(shown.card(i), score=score, similarity=sim, aesthetics=a)
+                for i, score, a in _ranked(shown.similarity, shown.aesthetics, weight, k)
+                for sim in [float(shown.similarity[i])]
             ]
             return SimilarResult(items, manifest.model_id, manifest.version, product)
         n = min(index.ntotal, n * 4)
 
 
-# A candidate's row is read as plain values; only the k shown become Product objects (their
-# other fields load on access, as with QuerySet.only()).
-_CARD_FIELDS = (
-    "id",
-    "merchant_id",
-    "sku",
-    "title",
-    "category_id",
-    "price",
-    "currency",
-    "stock",
-    "is_active",
-    "image",
-    "thumbnail",
-    "image_hash",
-    "image_width",
-    "image_height",
-)
-_CATEGORY_FIELDS = ("category__name", "category__slug", "category__position")
-
-
-class _Candidate:
-    """A product that may be shown: its row, similarity and photo's aesthetics score."""
-
-    __slots__ = ("row", "similarity", "aesthetics")
-
-    def __init__(self, row: tuple, similarity: float, aesthetics: float | None) -> None:
-        self.row, self.similarity, self.aesthetics = row, similarity, aesthetics
-
-    @property
-    def product(self) -> Product:
-        return _product_of(self.row)
-
-
-def _product_of(row: tuple) -> Product:
-    n = len(_CARD_FIELDS)
-    product = Product.from_db("default", _CARD_FIELDS, row[:n])
-    category = Category.from_db(
-        "default", ("id", "name", "slug", "position"), (row[4], *row[n : n + 3])
+def _shown_in_store(
+    snapshot: CatalogSnapshot,
+    scores: np.ndarray,
+    ids: np.ndarray,
+    filters: SimilarFilters,
+    exclude: set[int],
+) -> _Shown:
+    """Candidates still shown, kept by the catalog store (what _keep_available reads)."""
+    indices, positions = snapshot.shown(ids, filters, exclude)
+    return _Shown(
+        scores[indices],
+        snapshot.score[positions],
+        lambda i: snapshot.card(int(positions[i])),
     )
-    product.category = category
-    return product
+
+
+# The category of a candidate comes in the same query as its card.
+_CATEGORY_FIELDS = ("category__name", "category__slug", "category__position")
 
 
 def _keep_available(
@@ -471,7 +518,7 @@ def _keep_available(
     ids: np.ndarray,
     filters: SimilarFilters,
     exclude: set[int],
-    anchor: tuple[int, Q] | None = None,
+    anchor: tuple[int, Catalog] | None = None,
 ):
     """Candidates still shown, in search order, with their photos' aesthetics scores.
 
@@ -484,42 +531,28 @@ def _keep_available(
     shown = Q(pk__in=wanted, is_active=True) & filters.q()
     if anchor is not None:
         anchor_id, catalog = anchor
-        shown |= Q(pk=anchor_id) & catalog
-    rows = Product.objects.filter(shown)
-    version = _live_scorer_version()
-    score = Value(None, output_field=FloatField())
-    if version is not None:
-        score = Subquery(
-            PhotoScore.objects.filter(
-                image_hash=OuterRef("image_hash"), scorer_version=version
-            ).values("score")[:1]
-        )
-    rows = rows.order_by().annotate(aesthetics_score=score)
-    by_id = {
-        row[0]: row
-        for row in rows.values_list(*_CARD_FIELDS, *_CATEGORY_FIELDS, "aesthetics_score")
-    }
-    candidates = [
-        _Candidate(by_id[int(i)], float(s), by_id[int(i)][-1])
+        shown |= Q(pk=anchor_id) & catalog.q()
+    products = Product.objects.filter(shown).order_by()
+    rows = card_rows(products, live_scorer_version(), *_CATEGORY_FIELDS)
+    by_id = {row[0]: row for row in rows}
+    kept = [
+        (float(s), by_id[int(i)])
         for s, i in zip(scores, ids, strict=True)
         if int(i) in by_id and int(i) not in exclude
     ]
+    candidates = _Shown(
+        np.array([s for s, _ in kept]),
+        np.array([np.nan if row[-1] is None else row[-1] for _, row in kept]),
+        lambda i: _card_of(kept[i][1]),
+    )
     if anchor is None:
         return candidates
     row = by_id.get(anchor[0])
     if row is None:
         raise Product.DoesNotExist(f"No product {anchor[0]} in this catalog.")
-    return candidates, _product_of(row)
+    return candidates, _card_of(row).product()
 
 
-def _live_scorer_version() -> str | None:
-    """The live aesthetics scorer's version, or None without one (lists go by similarity)."""
-    from recommender.aesthetics.scoring import scorer_version
-    from recommender.aesthetics.services import live_scorer_path
-
-    path = live_scorer_path()
-    try:
-        return scorer_version(path)
-    except FileNotFoundError:
-        logger.warning("No aesthetics scorer at %s", path)
-        return None
+def _card_of(row: tuple) -> Card:
+    n = len(CARD_FIELDS)
+    return Card(row[:n], (row[4], *row[n : n + 3]))

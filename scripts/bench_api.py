@@ -2,8 +2,9 @@
 
 Builds a separate catalog of 100,000 products (its own PostgreSQL database, synthetic vectors
 at the product's dimension, the index built by the product's own `index_rebuild`, aesthetics
-scores), makes an API key, and for each server variant (answer cache off / local / shared,
-2 or 4 gunicorn workers) starts gunicorn and runs wrk against, in the same run:
+scores), makes an API key, and for each server variant (catalog store off / on, answer cache
+off / local / shared, 2 or 4 gunicorn workers) starts gunicorn and runs wrk against, in the
+same run:
 
 - `bench/noop/`: a bare DRF view (no key): what Django + DRF alone cost;
 - `bench/noop-keyed/`: a no-op behind the partner API's key check, rate limits and usage;
@@ -353,13 +354,15 @@ def memory_mib(pid: int) -> dict:
 
 
 VARIANTS_FULL = [
-    # (label, answer cache, key cache seconds, workers)
-    ("before: no caches, 2 workers", "off", 0, 2),
-    ("local answer cache, 2 workers", "local", 10, 2),
-    ("local answer cache, 4 workers", "local", 10, 4),
-    ("shared answer cache (Redis), 4 workers", "shared", 10, 4),
+    # (label, answer cache, key cache seconds, workers, catalog store)
+    ("before: no caches, 2 workers", "off", 0, 2, False),
+    ("catalog store, no answer cache, 2 workers", "off", 10, 2, True),
+    ("local answer cache, 2 workers", "local", 10, 2, True),
+    ("local answer cache, 4 workers", "local", 10, 4, True),
+    ("shared answer cache (Redis), 4 workers", "shared", 10, 4, True),
 ]
-VARIANTS_QUICK = [VARIANTS_FULL[0], VARIANTS_FULL[2]]
+VARIANTS_QUICK = VARIANTS_FULL[:2]
+STORE_VARIANT = VARIANTS_FULL[1][0]
 
 
 def scenarios(directory: Path, first: int, n: int) -> list[tuple[str, str, Path | None]]:
@@ -374,11 +377,12 @@ def scenarios(directory: Path, first: int, n: int) -> list[tuple[str, str, Path 
 
 def run_variant(variant, env, key, plan, args, port) -> dict:
     """One server variant: start, warm, load each scenario, read worker memory, stop."""
-    label, mode, key_ttl, workers = variant
+    label, mode, key_ttl, workers, store = variant
     server_env = {
         **env,
         "LOOKALIKE_API_RESULT_CACHE": mode,
         "LOOKALIKE_API_KEY_CACHE_SECONDS": str(key_ttl),
+        "LOOKALIKE_CATALOG_STORE": "1" if store else "0",
         "WEB_CONCURRENCY": str(workers),
     }
     server = gunicorn_start(port, workers, server_env)
@@ -392,7 +396,7 @@ def run_variant(variant, env, key, plan, args, port) -> dict:
     finally:
         gunicorn_stop(server)
     return {"variant": label, "cache": mode, "key_cache_seconds": key_ttl, "workers": workers,
-            "scenarios": rows, "worker_memory": memory}  # fmt: skip
+            "catalog_store": store, "scenarios": rows, "worker_memory": memory}  # fmt: skip
 
 
 def machine_info() -> dict:
@@ -553,6 +557,26 @@ def targets(report: dict) -> list[str]:
     return lines
 
 
+def store_targets(report: dict) -> list[str]:
+    """Issue 7's API target, for the catalog store variant: uncached similar items (ids drawn
+    uniformly: no answer cache helps) at >= 80 % of the keyed no-op's throughput, p99 <= 50 ms."""
+    store = next((r for r in report["results"] if r["variant"] == STORE_VARIANT), None)
+    if store is None:
+        return []
+    rows = store["scenarios"]
+    keyed = rows["no-op (key + limits)"]["rps"]
+    lines = []
+    for load in ("similar, uniform", "similar, Zipf"):
+        r = rows[load]
+        lines += [
+            f"- target ({STORE_VARIANT}): {load} >= 80 % of the keyed no-op's throughput — "
+            f"measured: {r['rps'] / keyed:.0%} — {'met' if r['rps'] >= 0.8 * keyed else 'missed'}",
+            f"- target ({STORE_VARIANT}): {load} p99 <= 50 ms — measured: {r['p99_ms']:.1f} ms "
+            f"— {'met' if r['p99_ms'] <= 50 else 'missed'}",
+        ]
+    return lines
+
+
 def plot(report: dict, path: Path) -> None:
     """Throughput and p99 per scenario, one bar per server variant."""
     import matplotlib
@@ -606,7 +630,8 @@ GPU figures: not measured (no GPU; the API serves from the CPU).
 
 {table(report)}
 
-Web worker memory after the loads (each worker holds the index and the embedding model):
+Web worker memory after the loads (each worker holds the index and the embedding model, and
+with the catalog store every active product's card):
 
 {memory_table(report)}
 
@@ -618,14 +643,14 @@ the other rows before changing a default (`LOOKALIKE_API_RESULT_CACHE`, the key 
 
 Command: `{command}` (wall time {report["wall_seconds"]} s).
 
-{chr(10).join(targets(report))}
+{chr(10).join(targets(report) + store_targets(report))}
 """
     (out / f"{PART}.md").write_text(md)
     print(table(report))
     print()
     print(memory_table(report))
     print()
-    print("\n".join(targets(report)))
+    print("\n".join(targets(report) + store_targets(report)))
 
 
 if __name__ == "__main__":

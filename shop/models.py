@@ -71,7 +71,11 @@ class Product(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["merchant", "sku"], name="unique_sku_per_merchant"),
         ]
-        indexes = [models.Index(fields=["is_active", "stock"])]
+        indexes = [
+            models.Index(fields=["is_active", "stock"]),
+            # Catalog stores read what changed since their last sync (recommender.catalog_store).
+            models.Index(fields=["updated_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.sku} {self.title}"
@@ -88,15 +92,15 @@ class Product(models.Model):
 
     @property
     def image_url(self) -> str:
-        from django.core.files.storage import default_storage
+        from shop.images import stored_url
 
-        return default_storage.url(self.image)
+        return stored_url(self.image)
 
     @property
     def thumbnail_url(self) -> str:
-        from django.core.files.storage import default_storage
+        from shop.images import stored_url
 
-        return default_storage.url(self.thumbnail)
+        return stored_url(self.thumbnail)
 
 
 class ImportStatus(models.TextChoices):

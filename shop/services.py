@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from PIL import Image
 
+from recommender.catalog_store import catalog_changed
 from shop.images import StoredImage, decode_upload, store_image
 from shop.models import Category, EmbeddingStatus, Merchant, Product
 
@@ -125,6 +126,7 @@ def products_upsert(
         products.append(product)
     Product.objects.bulk_create(new)
     Product.objects.bulk_update([p for p in products if p.sku in existing], UPSERT_FIELDS)
+    catalog_changed()  # bulk writes send no signal
     pending = [p.pk for p in products if p.embedding_status == EmbeddingStatus.PENDING]
     if enqueue and pending:
         _enqueue_embedding(pending)
@@ -172,8 +174,9 @@ def _enqueue_index_sync() -> None:
 def product_update(product: Product, *, photo: Image.Image | None = None, **fields) -> Product:
     """Change a product; a new photo is stored and queued for embedding.
 
-    Stock and visibility take effect at once: similar-item lists read them from the database.
-    Hiding a product also queues an index update that drops its entry.
+    Stock and visibility take effect at once: similar-item lists read them from the database,
+    or from a catalog store that is told of every change when it commits. Hiding a product also
+    queues an index update that drops its entry.
     """
     was_active = product.is_active
     for name, value in fields.items():

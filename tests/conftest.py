@@ -38,6 +38,10 @@ def _isolated_files(request, tmp_path: Path):
     from recommender.cache import caches_clear
 
     caches_clear()
+    # So is each process's catalog store.
+    from recommender.catalog_store import store_clear
+
+    store_clear()
     # Rate-limit counters are keyed by key id, and ids repeat after a rollback: start afresh.
     from django.core.cache import cache
 
@@ -49,6 +53,30 @@ def _isolated_files(request, tmp_path: Path):
     usage._pending.clear()
     yield
     services._readers.clear()
+    store_clear()
+
+
+def catalog_update(products, **fields) -> None:
+    """Update products as the shop's writes do: stamped, and every catalog store told of it.
+
+    A test's transaction never commits, so the on-commit callbacks are run here.
+    """
+    from django.test import TestCase
+    from django.utils import timezone
+
+    from recommender.catalog_store import catalog_changed
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        products.update(updated_at=timezone.now(), **fields)
+        catalog_changed()
+
+
+def queued(callbacks: list) -> list:
+    """Captured on-commit callbacks, less the catalog stores' version bumps (those queue no
+    task)."""
+    from recommender.catalog_store import catalog_version_bump
+
+    return [callback for callback in callbacks if callback is not catalog_version_bump]
 
 
 def demo_manifest_rows() -> list[dict]:

@@ -195,6 +195,8 @@ def test_shopper_journey(browser, live_server, small_catalog, tmp_path):
     page.get_by_test_id("photo-search-link").click()
     expect(page).to_have_url(re.compile(r"/search/photo/$"))
     expect(page.get_by_role("heading", name="Search by photo")).to_be_visible()
+    # The heading shows before the page's script has run; a photo chosen earlier gets no preview.
+    page.wait_for_load_state("load")
     page.set_input_files("#id_photo", str(photo))
     expect(page.locator("#preview")).to_be_visible()  # the JS preview of the chosen photo
     with page.expect_response(

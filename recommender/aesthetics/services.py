@@ -19,6 +19,7 @@ from recommender.aesthetics.scoring import (
     load_scorer,
     scorer_version,
 )
+from recommender.catalog_store import catalog_changed, catalog_version_bump
 from recommender.models import PhotoScore
 from shop.images import open_stored
 from shop.models import Product
@@ -101,6 +102,7 @@ def _score_chunk(scorer: LoadedScorer, products: list[Product]) -> int:
         for p, s, image in zip(kept, scores, images, strict=True)
     ]
     PhotoScore.objects.bulk_create(rows, ignore_conflicts=True)
+    catalog_changed()  # a score reorders similar-item lists; bulk writes send no signal
     return len(rows)
 
 
@@ -144,6 +146,8 @@ def scorer_publish(candidate: Path, held_out: dict[str, float], live: dict[str, 
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     tmp.replace(pointer)
+    # Catalog stores reload every score from the new scorer (a file, not a transaction: now).
+    catalog_version_bump()
     logger.info("Aesthetics scorer %s is live", target.name)
     return target
 

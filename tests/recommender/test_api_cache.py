@@ -17,6 +17,7 @@ from recommender.keys import api_key_revoke
 from recommender.models import ApiKey
 from recommender.services import index_rebuild
 from shop.models import Product
+from tests.conftest import catalog_update
 
 pytestmark = pytest.mark.django_db
 
@@ -79,8 +80,8 @@ def test_product_changes_show_once_the_cache_ttl_has_passed(api, small_catalog, 
         first = api.get(similar_url(query.pk)).json()["results"]
         repriced, sold_out = first[0]["id"], first[1]["id"]
         # when a result is repriced and another sells out
-        Product.objects.filter(pk=repriced).update(price="1.00")
-        Product.objects.filter(pk=sold_out).update(stock=0)
+        catalog_update(Product.objects.filter(pk=repriced), price="1.00")
+        catalog_update(Product.objects.filter(pk=sold_out), stock=0)
         clock.shift(ttl - 1)
         within = api.get(similar_url(query.pk)).json()["results"]
         clock.shift(2)
@@ -95,7 +96,7 @@ def test_a_product_made_inactive_is_a_404_once_the_ttl_has_passed(api, small_cat
     query = small_catalog[0]
     with time_machine.travel(START, tick=False) as clock:
         assert api.get(similar_url(query.pk)).status_code == 200
-        Product.objects.filter(pk=query.pk).update(is_active=False)
+        catalog_update(Product.objects.filter(pk=query.pk), is_active=False)
         clock.shift(settings.LOOKALIKE_API_RESULT_CACHE_SECONDS + 1)
         response = api.get(similar_url(query.pk))
     assert response.status_code == 404

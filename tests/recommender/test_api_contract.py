@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from recommender import api_docs as docs
-from tests.conftest import DEMO_DIR
+from tests.conftest import DEMO_DIR, catalog_update
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +45,7 @@ def test_similar_honours_price_and_stock_filters(api, small_catalog) -> None:
     body = api.get(f"{url}?k=100&min_price={low}&max_price={high}").json()
     assert body["results"] and all(low <= float(r["price"]) <= high for r in body["results"])
     # out-of-stock products appear only when asked for
-    Product.objects.filter(pk=small_catalog[1].pk).update(stock=0)
+    catalog_update(Product.objects.filter(pk=small_catalog[1].pk), stock=0)
     default = {r["id"] for r in api.get(f"{url}?k=100").json()["results"]}
     everything = {r["id"] for r in api.get(f"{url}?k=100&in_stock=false").json()["results"]}
     assert small_catalog[1].pk not in default and small_catalog[1].pk in everything

@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import reverse
 
 from recommender.keys import api_key_create
+from recommender.limits import limits_check
 from recommender.models import ApiUsage
 from tests.conftest import REDIS_URL, REPO
 
@@ -145,3 +146,20 @@ def test_a_call_refused_by_the_burst_limit_uses_no_daily_quota(merchant, request
     with time_machine.travel(NOON + dt.timedelta(seconds=30), tick=False):
         over = client.get(url)
     assert over.status_code == 429 and over.json()["code"] == "daily_quota_exceeded"
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_counters_are_peeked_in_the_same_round_trip(merchant, request, backend) -> None:
+    from django.core.cache import cache
+
+    from recommender.limits import Limit
+
+    if backend == "redis":
+        request.getfixturevalue("redis_cache")
+    limits = [Limit("burst", 5, 10)]
+    # a counter not set yet is None; one set (as INCR leaves it) is its integer
+    assert limits_check(1, limits, peek=("catalog-version", "other")) == [None, None]
+    cache.set("catalog-version", 41, timeout=None)
+    cache.incr("catalog-version")
+    assert limits_check(1, limits, peek=("catalog-version",)) == [42]
+    assert limits_check(1, limits) == []

@@ -1,0 +1,507 @@
+"""Each web process's copy of what similar-item lists show of every active product.
+
+A similar-items call keeps the candidates that are still shown (active, in stock, in the
+filters) and shows their cards. Reading those rows from the database was one query per call,
+on cores that PostgreSQL shares with the web workers; the store keeps them in memory instead,
+column by column (about 15 MiB per 100,000 products, loaded in about a second), and stays as
+fresh as those reads were:
+
+- every write of card data (a product, a category, a new photo score or live scorer) bumps a
+  catalog version in Django's cache once its transaction commits (`catalog_changed`);
+- each call reads that version (the partner API within its rate limits' round trip to Redis),
+  and when it moved the store syncs before answering: products changed since the last sync,
+  photos scored since, all categories, then a count of active products that puts back what
+  a delta cannot show (a deleted product);
+- it also syncs when LOOKALIKE_CATALOG_STORE_MAX_AGE seconds have passed, for a write that
+  did not bump, and reloads everything for a new live aesthetics scorer and every 10 minutes.
+
+A snapshot is never changed: a sync makes a new one and swaps it in, so threads that read the
+old one meanwhile see it whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import sys
+import threading
+import time
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from itertools import islice
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import FloatField, OuterRef, Q, QuerySet, Subquery, Value
+from django.utils import timezone
+
+from recommender import columns
+from recommender.models import PhotoScore
+from shop.models import Category, Product
+
+if TYPE_CHECKING:
+    from recommender.services import SimilarFilters
+
+logger = logging.getLogger(__name__)
+
+VERSION_KEY = "catalog-version"
+# Writers stamp updated_at (and a score's created_at) with their own clock before they commit:
+# a delta reads back this far before the previous sync, for a transaction that committed just
+# after that sync read, and for web hosts whose clocks differ a little.
+MARGIN = dt.timedelta(seconds=10)
+# What no delta shows (an update that set no updated_at, a transaction that took longer than
+# the margin to commit) is put right by a full load this often, give or take a tenth so that
+# workers started together do not stall together: a second of one worker's time per 100,000
+# products.
+RELOAD_SECONDS = 600
+# What a similar-items list shows of a product (a Product built from these has no other field
+# loaded: the rest load on access, as with QuerySet.only()).
+CARD_FIELDS = (
+    "id",
+    "merchant_id",
+    "sku",
+    "title",
+    "category_id",
+    "price",
+    "currency",
+    "stock",
+    "is_active",
+    "image",
+    "thumbnail",
+    "image_hash",
+    "image_width",
+    "image_height",
+)
+CATEGORY_FIELDS = ("id", "name", "slug", "position")
+# Where a photo's hash was cut out of its paths (no stored path holds a NUL).
+HASH_MARK = "\0"
+
+
+# ---------------------------------------------------------------------------- the version
+
+
+def catalog_changed() -> None:
+    """Tell every process's store that card data changed, once this transaction commits."""
+    # Not before: a store that synced then would not see the change, and not be told again.
+    # robust: the write is committed whatever happens to the bump (the max age still holds).
+    transaction.on_commit(catalog_version_bump, robust=True)
+
+
+def catalog_version_bump() -> None:
+    """Move the catalog version on (what catalog_changed does when the transaction commits)."""
+    try:
+        cache.incr(VERSION_KEY)
+    except ValueError:
+        if not cache.add(VERSION_KEY, 1, timeout=None):
+            cache.incr(VERSION_KEY)
+
+
+def catalog_version() -> int:
+    """The catalog version as stored in Django's cache (0 before the first change)."""
+    return version_of(cache.get(VERSION_KEY))
+
+
+def version_of(value) -> int:
+    """A version read from the cache (a raw Redis value too) as an int; missing is 0."""
+    return 0 if value is None else int(value)
+
+
+def card_written(sender, **kwargs) -> None:
+    """Signal receiver for saves and deletes of products, categories and photo scores."""
+    catalog_changed()
+
+
+# ---------------------------------------------------------------------------- reading rows
+
+
+def card_rows(products: QuerySet[Product], scorer: str | None, *extra: str) -> QuerySet:
+    """These products' card values (CARD_FIELDS, then `extra`) and their photos' scores.
+
+    The score is the live scorer's (`scorer`, its version), None for a photo it has not scored.
+    """
+    score = Value(None, output_field=FloatField())
+    if scorer is not None:
+        score = Subquery(
+            PhotoScore.objects.filter(
+                image_hash=OuterRef("image_hash"), scorer_version=scorer
+            ).values("score")[:1]
+        )
+    return products.annotate(aesthetics_score=score).values_list(
+        *CARD_FIELDS, *extra, "aesthetics_score"
+    )
+
+
+class Card(NamedTuple):
+    """What a similar-items list shows of a product: its card values and its category's."""
+
+    values: tuple  # CARD_FIELDS
+    category: tuple  # CATEGORY_FIELDS
+
+    @classmethod
+    def of(cls, product: Product) -> Card:
+        """A product's card (its category is read if it was not)."""
+        category = product.category
+        values = tuple(getattr(product, name) for name in CARD_FIELDS)
+        return cls(values, (category.pk, category.name, category.slug, category.position))
+
+    def product(self) -> Product:
+        """A Product with only these fields loaded (the others load on access), and category."""
+        product = Product.from_db("default", CARD_FIELDS, self.values)
+        product.category = Category.from_db("default", CATEGORY_FIELDS, self.category)
+        return product
+
+
+def live_scorer_version() -> str | None:
+    """The live aesthetics scorer's version, or None without one (lists go by similarity)."""
+    from recommender.aesthetics.scoring import scorer_version
+    from recommender.aesthetics.services import live_scorer_path
+
+    path = live_scorer_path()
+    try:
+        return scorer_version(path)
+    except FileNotFoundError:
+        logger.warning("No aesthetics scorer at %s", path)
+        return None
+
+
+def _cents(price: Decimal) -> int:
+    return int(price.scaleb(2))
+
+
+def _price(cents: int) -> Decimal:
+    # As the database gives it: two decimals (Decimal(0).scaleb(-2) would print as 0E-2).
+    return Decimal(cents).scaleb(-2) if cents else Decimal("0.00")
+
+
+# ---------------------------------------------------------------------------- the snapshot
+
+# The columns of a snapshot: numbers (and a photo's SHA-256) in numpy arrays, text in the
+# compact columns of recommender.columns.
+NUMBERS = {
+    "ids": np.int64,
+    "merchant": np.int64,
+    "category": np.int64,
+    "cents": np.int64,
+    "stock": np.int64,
+    "width": np.int32,
+    "height": np.int32,
+    "score": np.float64,  # NaN: no score from the live scorer
+}
+HASH_LENGTH = 64  # hex characters of a SHA-256, kept as its 32 bytes
+NO_DIGEST = bytes(HASH_LENGTH // 2)
+
+
+class CatalogSnapshot:
+    """Every active product's card at one moment, column by column in id order; never changed.
+
+    A photo's hash is kept as its 32 bytes and its paths as templates with the hash cut out
+    (the shop stores photos by hash, so a few hundred templates serve every product); a row
+    whose photo fields do not fit that keeps them aside in `odd`. Categories are kept by id.
+    """
+
+    def __init__(self, table: dict, odd: dict[int, tuple], categories: dict, scorer) -> None:
+        self.table = table
+        self.ids: np.ndarray = table["ids"]
+        self.merchant: np.ndarray = table["merchant"]
+        self.category: np.ndarray = table["category"]
+        self.cents: np.ndarray = table["cents"]
+        self.stock: np.ndarray = table["stock"]
+        self.score: np.ndarray = table["score"]
+        self.odd = odd  # id -> (image hash, image, thumbnail)
+        self.categories: dict[int, tuple] = categories  # id -> CATEGORY_FIELDS
+        self.category_ids = {row[2]: pk for pk, row in categories.items()}
+        self.scorer: str | None = scorer
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def position(self, product_id: int, merchant_id: int | None = None) -> int:
+        """Where an active product is (of this merchant, if given); -1 when it is not here."""
+        p = int(np.searchsorted(self.ids, product_id))
+        if p == len(self.ids) or self.ids[p] != product_id:
+            return -1
+        if merchant_id is not None and self.merchant[p] != merchant_id:
+            return -1
+        return p
+
+    def shown(
+        self, ids: np.ndarray, filters: SimilarFilters, exclude: set[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Which of these ids are shown under the filters: (their indices, their positions)."""
+        if not len(self.ids):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        positions = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+        keep = self.ids[positions] == ids
+        for product_id in exclude:
+            keep &= ids != product_id
+        if filters.in_stock:
+            keep &= self.stock[positions] > 0
+        if filters.category:
+            keep &= self.category[positions] == self.category_ids.get(filters.category, -1)
+        if filters.merchant_id is not None:
+            keep &= self.merchant[positions] == filters.merchant_id
+        if filters.min_price is not None:
+            least = (filters.min_price * 100).to_integral_value(ROUND_CEILING)
+            keep &= self.cents[positions] >= int(least)
+        if filters.max_price is not None:
+            most = (filters.max_price * 100).to_integral_value(ROUND_FLOOR)
+            keep &= self.cents[positions] <= int(most)
+        indices = np.flatnonzero(keep)
+        return indices, positions[indices]
+
+    def values(self, p: int) -> tuple:
+        """The card values (CARD_FIELDS) of the product at position p."""
+        table, pk = self.table, int(self.ids[p])
+        photo = self.odd.get(pk) if self.odd else None
+        if photo is None:
+            image_hash = table["hashes"][p].tobytes().hex()
+            image = table["image"][p].replace(HASH_MARK, image_hash, 1)
+            photo = (image_hash, image, table["thumbnail"][p].replace(HASH_MARK, image_hash, 1))
+        return (
+            pk,
+            int(self.merchant[p]),
+            table["sku"][p],
+            table["title"][p],
+            int(self.category[p]),
+            _price(int(self.cents[p])),
+            table["currency"][p],
+            int(self.stock[p]),
+            True,
+            photo[1],
+            photo[2],
+            photo[0],
+            int(table["width"][p]),
+            int(table["height"][p]),
+        )
+
+    def card(self, p: int) -> Card:
+        """The card of the product at position p."""
+        return Card(self.values(p), self.categories[int(self.category[p])])
+
+    def merged(self, rows: list[tuple], categories: dict) -> CatalogSnapshot:
+        """A new snapshot: these products' rows (inactive ones dropped) replace theirs here."""
+        changed = np.array([row[0] for row in rows], dtype=np.int64)
+        kept = np.flatnonzero(~np.isin(self.ids, changed))
+        added, odd = _table([row for row in rows if row[8]])
+        return self._with(kept, added, odd, categories)
+
+    def without(self, gone: np.ndarray) -> CatalogSnapshot:
+        """A new snapshot without these product ids."""
+        kept = np.flatnonzero(~np.isin(self.ids, gone))
+        return self._with(kept, *_table([]), self.categories)
+
+    def _with(self, kept: np.ndarray, added: dict, odd: dict, categories: dict) -> CatalogSnapshot:
+        # The kept rows and the added ones, taken in id order from both one after another.
+        rows = np.concatenate([kept, len(self.ids) + np.arange(len(added["ids"]))])
+        order = rows[np.argsort(np.concatenate([self.ids[kept], added["ids"]]), kind="stable")]
+        table = {
+            name: columns.take(columns.concat([column, added[name]]), order)
+            for name, column in self.table.items()
+        }
+        if self.odd:
+            survivors = set(self.ids[kept].tolist())
+            odd = {**{pk: row for pk, row in self.odd.items() if pk in survivors}, **odd}
+        return CatalogSnapshot(table, odd, categories, self.scorer)
+
+    def memory_bytes(self) -> int:
+        """What the snapshot holds in memory, roughly (its columns and rows kept aside)."""
+        odd = sum(sum(map(sys.getsizeof, row)) + 100 for row in self.odd.values())
+        return sum(column.nbytes for column in self.table.values()) + odd
+
+
+def _table(rows: list[tuple]) -> tuple[dict, dict[int, tuple]]:
+    """Card rows (as card_rows reads them) as a table of columns, and the photo fields aside."""
+    by_field = list(zip(*rows, strict=True)) if rows else [()] * (len(CARD_FIELDS) + 1)
+    (ids, merchant, sku, title, category, price, currency, stock, _active, image, thumbnail,
+     hashes, width, height, score) = by_field  # fmt: skip
+    digests = list(map(_digest, hashes, image, thumbnail))
+    table = {
+        name: np.array(values, dtype=dtype)
+        for name, dtype, values in (
+            ("ids", NUMBERS["ids"], ids),
+            ("merchant", NUMBERS["merchant"], merchant),
+            ("category", NUMBERS["category"], category),
+            ("cents", NUMBERS["cents"], [_cents(value) for value in price]),
+            ("stock", NUMBERS["stock"], stock),
+            ("width", NUMBERS["width"], width),
+            ("height", NUMBERS["height"], height),
+            ("score", NUMBERS["score"], score),
+        )  # fmt: skip
+    }
+    table["hashes"] = np.frombuffer(
+        b"".join(digest or NO_DIGEST for digest in digests), dtype=np.uint8
+    ).reshape(-1, len(NO_DIGEST))
+    table["sku"], table["title"] = columns.Strings.of(sku), columns.Strings.of(title)
+    table["currency"] = columns.Repeated.of(currency)
+    for name, paths in (("image", image), ("thumbnail", thumbnail)):
+        table[name] = columns.Repeated.of(
+            path.replace(image_hash, HASH_MARK, 1) if digest else ""
+            for path, image_hash, digest in zip(paths, hashes, digests, strict=True)
+        )
+    odd = {
+        pk: (image_hash, path, thumb)
+        for pk, image_hash, path, thumb, digest in zip(
+            ids, hashes, image, thumbnail, digests, strict=True
+        )
+        if digest is None
+    }
+    return table, odd
+
+
+def _digest(image_hash: str, image: str, thumbnail: str) -> bytes | None:
+    """The hash's bytes when the row's photo fields fit the columns: SHA-256 hex in both paths."""
+    if len(image_hash) != HASH_LENGTH or image_hash not in image or image_hash not in thumbnail:
+        return None
+    if HASH_MARK in image or HASH_MARK in thumbnail:
+        return None
+    try:
+        digest = bytes.fromhex(image_hash)
+    except ValueError:
+        return None
+    return digest if digest.hex() == image_hash else None
+
+
+def _snapshot(table: dict, odd: dict, categories: dict, scorer: str | None) -> CatalogSnapshot:
+    """A table's rows in id order as a snapshot."""
+    ids = table["ids"]
+    if not np.all(ids[1:] > ids[:-1]):
+        order = np.argsort(ids, kind="stable")
+        table = {name: columns.take(column, order) for name, column in table.items()}
+    return CatalogSnapshot(table, odd, categories, scorer)
+
+
+def _categories() -> dict[int, tuple]:
+    return {row[0]: row for row in Category.objects.values_list(*CATEGORY_FIELDS)}
+
+
+LOAD_CHUNK = 5000
+
+
+def snapshot_load(scorer: str | None) -> CatalogSnapshot:
+    """Every active product's card (and score from this scorer), read in one pass."""
+    started = time.perf_counter()
+    rows = card_rows(Product.objects.filter(is_active=True).order_by("pk"), scorer)
+    chunks, odd = [], {}
+    # A chunk at a time: 100,000 rows as Python objects would take 150 MiB at once.
+    rows = rows.iterator(chunk_size=LOAD_CHUNK)
+    while chunk := list(islice(rows, LOAD_CHUNK)):
+        table, chunk_odd = _table(chunk)
+        chunks.append(table)
+        odd.update(chunk_odd)
+    if not chunks:
+        chunks.append(_table([])[0])
+    table = {name: columns.concat([chunk[name] for chunk in chunks]) for name in chunks[0]}
+    snapshot = _snapshot(table, odd, _categories(), scorer)
+    logger.info(
+        "Catalog store: %s products loaded in %.2f s (%.1f MiB)",
+        len(snapshot),
+        time.perf_counter() - started,
+        snapshot.memory_bytes() / 2**20,
+    )
+    return snapshot
+
+
+# ---------------------------------------------------------------------------- the store
+
+
+class CatalogStore:
+    """A process's snapshot, synced when the catalog version moves or the snapshot ages."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshot: CatalogSnapshot | None = None
+        self._version: tuple | None = None  # the versions it was last synced for
+        self._synced_at = 0.0  # time.time() when the last sync began
+        self._reload_at = 0.0  # ... and when the next sync loads everything
+        self._since = timezone.now()  # the last sync's start as a datetime, for the next delta
+
+    def snapshot(self, version: int | None = None, index_version: int = 0) -> CatalogSnapshot:
+        """The snapshot, synced first if the catalog version is not the one it was synced at.
+
+        `version` is the catalog version the caller has just read (read here when None). A new
+        index version syncs too: the products it brings are in the store by then.
+        """
+        version = (catalog_version() if version is None else version, index_version)
+        # Fresh first, then the snapshot: a sync swaps the snapshot in before the versions.
+        if self._fresh(version) and (snapshot := self._snapshot) is not None:
+            return snapshot
+        with self._lock:
+            # Another thread may have synced while this one waited.
+            if self._snapshot is None or not self._fresh(version):
+                self._sync(version)
+            return self._snapshot
+
+    def _fresh(self, version: tuple) -> bool:
+        age = time.time() - self._synced_at
+        # A clock set back counts as old.
+        return version == self._version and 0 <= age < settings.LOOKALIKE_CATALOG_STORE_MAX_AGE
+
+    def _sync(self, version: tuple) -> None:
+        started, since = time.time(), timezone.now()
+        scorer = live_scorer_version()
+        if (
+            self._snapshot is None
+            or scorer != self._snapshot.scorer
+            or not 0 <= self._reload_at - started <= 1.1 * RELOAD_SECONDS
+        ):
+            self._snapshot = snapshot_load(scorer)
+            self._reload_at = started + RELOAD_SECONDS * random.uniform(0.9, 1.1)
+        else:
+            self._snapshot = _synced(self._snapshot, self._since - MARGIN, scorer)
+        self._version, self._synced_at, self._since = version, started, since
+
+    def clear(self) -> None:
+        """Forget the snapshot: the next call loads it again."""
+        with self._lock:
+            self._snapshot, self._version = None, None
+
+
+def _synced(snapshot: CatalogSnapshot, since: dt.datetime, scorer: str | None) -> CatalogSnapshot:
+    """The snapshot with what changed since then: products, photo scores, categories, deletes."""
+    changed = Q(updated_at__gte=since)
+    if scorer is not None:
+        # Read first, so that both parts of the query below can use their index.
+        scored = PhotoScore.objects.filter(scorer_version=scorer, created_at__gte=since)
+        changed |= Q(image_hash__in=list(scored.values_list("image_hash", flat=True)))
+    rows = list(card_rows(Product.objects.filter(changed).order_by(), scorer))
+    categories = _categories()
+    if rows or categories != snapshot.categories:
+        snapshot = snapshot.merged(rows, categories)
+    active = Product.objects.filter(is_active=True)
+    if active.count() != len(snapshot):
+        snapshot = _reconciled(snapshot, active, scorer)
+    return snapshot
+
+
+def _reconciled(snapshot: CatalogSnapshot, active: QuerySet[Product], scorer) -> CatalogSnapshot:
+    """The snapshot holding exactly the active products: deleted ones out, missed ones in."""
+    ids = np.fromiter(active.values_list("pk", flat=True).iterator(), dtype=np.int64)
+    gone = np.setdiff1d(snapshot.ids, ids)
+    missing = np.setdiff1d(ids, snapshot.ids).tolist()
+    if len(gone):
+        snapshot = snapshot.without(gone)
+    rows = []
+    for start in range(0, len(missing), 1000):
+        rows += card_rows(active.filter(pk__in=missing[start : start + 1000]), scorer)
+    if rows:
+        snapshot = snapshot.merged(rows, snapshot.categories)
+    logger.info("Catalog store: %s products dropped, %s added", len(gone), len(missing))
+    return snapshot
+
+
+_store = CatalogStore()
+
+
+def catalog_snapshot(version: int | None = None, index_version: int = 0) -> CatalogSnapshot | None:
+    """This process's catalog snapshot, fresh for these versions; None when the store is off."""
+    if not settings.LOOKALIKE_CATALOG_STORE:
+        return None
+    return _store.snapshot(version, index_version)
+
+
+def store_clear() -> None:
+    """Forget this process's snapshot (tests: ids repeat after a rollback)."""
+    _store.clear()
