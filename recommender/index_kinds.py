@@ -30,12 +30,12 @@ CHOICES = ("auto", *KINDS)
 
 # `auto` (figures in docs/benchmarks/index.md, at the default pipeline's 592 dimensions): exact
 # search up to AUTO_FLAT_MAX products (p50 about 1 ms at 10k, 3 ms at 20k, 12 ms at 100k), IVF
-# up to AUTO_HNSW_MIN (recall@10 0.974 at 100k, p50 0.46 ms; it removes entries in place), HNSW
+# up to AUTO_HNSW_MIN (recall@10 0.974 at 100k, p50 0.35 ms; it removes entries in place), HNSW
 # above. IVF probes a fixed share of its lists, so it scans a fixed share of the catalog and its
-# latency grows with n: 5 ms at 1M, about 1 ms near 200k (interpolated). HNSW with M=32 answers
-# 1M in 0.5-0.7 ms at recall 0.95-0.96. Its cost: faiss cannot remove from the graph, so a sync
-# that removes a product or changes a photo rebuilds it (9 minutes at 1M on 2 busy cores, in
-# the worker; the previous version serves meanwhile).
+# latency grows with n: 3.2 ms at 1M, about 0.7 ms near 200k (interpolated). HNSW with M=32
+# answers 1M in 0.71 ms at recall 0.962 (efSearch 171). Its cost: faiss cannot remove from the
+# graph, so a sync that removes a product or changes a photo rebuilds it (under 3 minutes at 1M
+# on 2 cores, in the worker; the previous version serves meanwhile).
 AUTO_FLAT_MAX = 20_000
 AUTO_HNSW_MIN: int | None = 200_000
 

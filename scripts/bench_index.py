@@ -19,9 +19,9 @@ clustered like real embeddings: 8 categories, one style per 100 products, anisot
 uniform random vectors have no neighbourhood structure and make every approximate index look
 worse than it is on real embeddings.
 
-Wall time: --quick about 1 minute; the full run took 19.6 minutes on this repository's 2 cores
-shared with other jobs (load 9-13), of which the 1M HNSW build was 9.5 minutes; on 2 quiet cores
-expect about 10 minutes. ``--sizes 10000,100000`` leaves out 1M (about 2 minutes).
+Wall time: --quick about 1 minute; the full run took 7.4 minutes on 2 quiet cores (the 1M HNSW
+build with M=32: 2.7 minutes) and 18 minutes while another job shared them. ``--sizes
+10000,100000`` leaves out 1M (about 2 minutes).
 """
 
 from __future__ import annotations
