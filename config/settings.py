@@ -236,6 +236,9 @@ LOOKALIKE_INDEX_EF_SEARCH = env_int("LOOKALIKE_INDEX_EF_SEARCH", 0, minimum=0)
 LOOKALIKE_INDEX_NPROBE = env_int("LOOKALIKE_INDEX_NPROBE", 0, minimum=0)
 # Web processes map the index file (shared pages) instead of reading a private copy.
 LOOKALIKE_INDEX_MMAP = env_bool("LOOKALIKE_INDEX_MMAP", True)
+# Each index version's neighbour lists (every product searched once, by a worker): a similar-
+# items call by product reads its row instead of searching (recommender.neighbours).
+LOOKALIKE_NEIGHBOURS = env_bool("LOOKALIKE_NEIGHBOURS", True)
 LOOKALIKE_SIMILAR_K = env_int("LOOKALIKE_SIMILAR_K", 12, minimum=1)
 LOOKALIKE_PAGE_SIZE = env_int("LOOKALIKE_PAGE_SIZE", 24, minimum=1)
 
@@ -372,6 +375,9 @@ LOOKALIKE_API_CACHE_SIZE = env_int("LOOKALIKE_API_CACHE_SIZE", 10_000)
 # Off: each similar-items call reads its candidates from the database.
 LOOKALIKE_CATALOG_STORE = env_bool("LOOKALIKE_CATALOG_STORE", True)
 LOOKALIKE_CATALOG_STORE_MAX_AGE = env_int("LOOKALIKE_CATALOG_STORE_MAX_AGE", 30, minimum=1)
+# The API's JSON of each card, kept per web process with the catalog store's snapshot (about
+# 600 bytes a product; 0: written for every call).
+LOOKALIKE_API_CARD_CACHE_SIZE = env_int("LOOKALIKE_API_CARD_CACHE_SIZE", 100_000, minimum=0)
 # Each web process keeps a key it has checked this many seconds (0: a database read per call),
 # so a key revoked in another process stops working within this time (at once in this one).
 LOOKALIKE_API_KEY_CACHE_SECONDS = env_int("LOOKALIKE_API_KEY_CACHE_SECONDS", 10)

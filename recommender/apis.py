@@ -45,6 +45,7 @@ from recommender.serializers import (
     UsageQuerySerializer,
     UsageSerializer,
     similar_results_data,
+    similar_results_json,
     without_blanks,
 )
 from recommender.services import (
@@ -237,7 +238,7 @@ class PartnerApiView(APIView):
             )
         except Product.DoesNotExist:
             raise _not_found(lookup) from None
-        body = JSON.render(similar_results_data(result, self.request, result.product))
+        body = similar_results_json(result, self.request, result.anchor)
         if caching:
             result_set(self._cache_key(result.index_version, lookup, sent), body)
         return HttpResponse(body, content_type="application/json")

@@ -154,6 +154,17 @@ class Card(NamedTuple):
         return product
 
 
+class StoredCard(NamedTuple):
+    """A product's card as its place in a snapshot: made a Card only when it is read."""
+
+    snapshot: CatalogSnapshot
+    position: int
+
+    def card(self) -> Card:
+        """The card itself."""
+        return self.snapshot.card(self.position)
+
+
 def live_scorer_version() -> str | None:
     """The live aesthetics scorer's version, or None without one (lists go by similarity)."""
     from recommender.aesthetics.scoring import scorer_version
@@ -214,6 +225,9 @@ class CatalogSnapshot:
         self.categories: dict[int, tuple] = categories  # id -> CATEGORY_FIELDS
         self.category_ids = {row[2]: pk for pk, row in categories.items()}
         self.scorer: str | None = scorer
+        # What others derive from these rows and keep while the snapshot serves (the API's
+        # JSON of each card): dropped with it, so never older than the rows.
+        self.derived: dict = {}
 
     def __len__(self) -> int:
         return len(self.ids)

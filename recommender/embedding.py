@@ -7,6 +7,8 @@ import threading
 from dataclasses import dataclass, replace
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from embeddings import Extractor, load_extractor, resolve_backbone_name
 from embeddings.pipeline import (
@@ -118,14 +120,33 @@ def reset_backbone_choice() -> None:
     global _choice
     with _lock:
         _choice = None
+        _found.clear()
 
 
 class ModelUnavailable(Exception):
     """The index was built with a model this process cannot load."""
 
 
+# Extractors found by model id, kept until a setting changes or the backbone choice is reset:
+# every similar-items call asks for the serving index's one, and working it out from the
+# settings again cost a hundredth of the call.
+_found: dict[str, Extractor | Pipeline] = {}
+
+
 def extractor_for(model_id: str) -> Extractor | Pipeline:
     """The extractor that makes vectors with this model id (the serving index's model)."""
+    extractor = _found.get(model_id)
+    if extractor is None:
+        extractor = _found[model_id] = _extractor_for(model_id)
+    return extractor
+
+
+@receiver(setting_changed)
+def _forget_found(**kwargs) -> None:
+    _found.clear()
+
+
+def _extractor_for(model_id: str) -> Extractor | Pipeline:
     configured = current_extractor()
     if configured.model_id == model_id:
         return configured

@@ -18,7 +18,13 @@ from recommender import index as vector_index
 from recommender.embedding import current_extractor, extractor_for
 from recommender.models import ImageVector
 from recommender.postprocessing import serving_postprocessor
-from recommender.services import _readers, index_overrides, index_rebuild, products_embed
+from recommender.services import (
+    _readers,
+    index_overrides,
+    index_rebuild,
+    neighbours_schedule,
+    products_embed,
+)
 from shop.models import EmbeddingStatus, Product
 
 logger = logging.getLogger(__name__)
@@ -174,6 +180,7 @@ def _apply(index: faiss.Index, manifest: vector_index.Manifest, changed: set[int
         postprocessor=vector_index.read_postprocessor(settings.LOOKALIKE_INDEX_DIR, manifest),
     )
     report.version = saved.version
+    neighbours_schedule(saved.version)
     logger.info(
         "Index version %s: +%s -%s ~%s (%s, %s)",
         saved.version,

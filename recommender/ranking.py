@@ -19,9 +19,12 @@ def blend(similarity: np.ndarray, aesthetics: np.ndarray, weight: float) -> np.n
     similarity = np.asarray(similarity, dtype=np.float64)
     a = np.asarray(aesthetics, dtype=np.float64)
     known = ~np.isnan(a)
-    if weight == 0.0 or not known.any():
+    scored = np.count_nonzero(known)
+    if weight == 0.0 or not scored:
         return similarity
-    a = np.clip(np.where(known, a, np.median(a[known])) / AESTHETICS_SCALE, 0.0, 1.0)
+    if scored < len(a):  # (np.median costs more than the rest of a call's blend)
+        a = np.where(known, a, np.median(a[known]))
+    a = np.minimum(np.maximum(a / AESTHETICS_SCALE, 0.0), 1.0)
     return (1.0 - weight) * similarity + weight * a
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cached_property, partial
 
@@ -25,6 +26,7 @@ from recommender.catalog_store import (
     CARD_FIELDS,
     Card,
     CatalogSnapshot,
+    StoredCard,
     card_rows,
     catalog_snapshot,
     live_scorer_version,
@@ -36,6 +38,14 @@ from recommender.embedding import (
     extractor_for,
 )
 from recommender.models import ImageVector
+from recommender.neighbours import (
+    NeighbourLists,
+    NeighbourReader,
+    Stale,
+    neighbours_prune,
+    neighbours_save,
+    neighbours_search,
+)
 from recommender.postprocessing import postprocessor_fit, serving_postprocessor
 from shop.images import read_stored
 from shop.models import EmbeddingStatus, Product
@@ -109,12 +119,22 @@ WHOLE_CATALOG = Catalog()
 
 @dataclass(frozen=True)
 class SimilarItem:
-    """A product in a similar-items list: final score orders the list."""
+    """A product in a similar-items list: final score orders the list.
 
-    card: Card
+    Its card is given, or kept as its place in the catalog store (`StoredCard`) and read on
+    first use: the API writes a stored card's JSON from its cache without it.
+    """
+
+    source: Card | StoredCard
     score: float
     similarity: float
     aesthetics: float | None = None
+
+    @cached_property
+    def card(self) -> Card:
+        """What the list shows of the product."""
+        source = self.source
+        return source.card() if isinstance(source, StoredCard) else source
 
     @cached_property
     def product(self) -> Product:
@@ -127,8 +147,15 @@ class SimilarResult:
     items: list[SimilarItem]
     model_id: str
     index_version: int
-    # The product the items look like (a search by photo has none).
-    product: Product | None = None
+    # The product the items look like (a search by photo has none): read, or its place in
+    # the catalog store.
+    anchor: Product | StoredCard | None = None
+
+    @cached_property
+    def product(self) -> Product | None:
+        """The product the items look like, as a model object (made on first use)."""
+        anchor = self.anchor
+        return anchor.card().product() if isinstance(anchor, StoredCard) else anchor
 
 
 def products_embed(
@@ -237,6 +264,7 @@ def index_rebuild(*, lock: bool = True) -> vector_index.Manifest:
     # Other processes notice the new manifest within the check interval; this one at once.
     for reader in _readers.values():
         reader.invalidate()
+    neighbours_schedule(manifest.version)
     logger.info(
         "Index version %s: %s products (%s, %s)",
         manifest.version,
@@ -296,6 +324,87 @@ def serving_index() -> tuple[object, vector_index.Manifest]:
     return index, manifest
 
 
+_neighbour_readers: dict[str, NeighbourReader] = {}
+
+
+def serving_neighbours(version: int) -> NeighbourLists | None:
+    """This index version's neighbour lists, None while they are not built (or switched off)."""
+    if not settings.LOOKALIKE_NEIGHBOURS:
+        return None
+    key = str(settings.LOOKALIKE_INDEX_DIR)
+    reader = _neighbour_readers.get(key)
+    if reader is None:
+        with _readers_lock:
+            reader = _neighbour_readers.setdefault(
+                key,
+                NeighbourReader(
+                    settings.LOOKALIKE_INDEX_DIR, settings.LOOKALIKE_INDEX_CHECK_INTERVAL
+                ),
+            )
+    return reader.lists(version)
+
+
+def neighbours_schedule(version: int) -> None:
+    """Have a worker build an index version's neighbour lists (at once when tasks run eagerly)."""
+    if not settings.LOOKALIKE_NEIGHBOURS:
+        return
+    from kombu.exceptions import OperationalError
+
+    from recommender.tasks import build_neighbours
+
+    try:
+        build_neighbours.delay(version)
+    except OperationalError as exc:
+        # Searches serve meanwhile; the periodic reconcile schedules the build again.
+        logger.warning("Neighbour lists of index version %s not scheduled: %s", version, exc)
+
+
+def neighbours_build(
+    version: int | None = None, progress: Callable[[int], None] | None = None
+) -> int | None:
+    """Search every product of the current index version once and store the neighbour lists.
+
+    Returns the version whose lists are stored, or None when `version` is no longer the
+    current one (a newer version's build takes over). Lists already stored are kept.
+    """
+    directory = settings.LOOKALIKE_INDEX_DIR
+    index, manifest = vector_index.load_index(directory)
+    if version is not None and manifest.version != version:
+        return None
+    if NeighbourLists.open(directory, manifest.version) is not None:
+        return manifest.version
+
+    def current() -> bool:
+        latest = vector_index.read_manifest(directory)
+        return latest is not None and latest.version == manifest.version
+
+    started = time.perf_counter()
+    try:
+        ids, lists = neighbours_search(index, progress=progress, current=current)
+    except Stale:
+        logger.info("Neighbour lists of index version %s: superseded", manifest.version)
+        return None
+    neighbours_save(directory, manifest.version, ids, lists)
+    neighbours_prune(directory, older_than=manifest.version - 1)
+    logger.info(
+        "Neighbour lists of index version %s: %s products in %.1f s",
+        manifest.version,
+        len(ids),
+        time.perf_counter() - started,
+    )
+    return manifest.version
+
+
+def neighbours_missing() -> int | None:
+    """The current index version when its neighbour lists are not stored, else None."""
+    if not settings.LOOKALIKE_NEIGHBOURS:
+        return None
+    manifest = vector_index.read_manifest(settings.LOOKALIKE_INDEX_DIR)
+    if manifest is None or NeighbourLists.open(settings.LOOKALIKE_INDEX_DIR, manifest.version):
+        return None
+    return manifest.version
+
+
 def serving_version() -> int:
     """The version of the index this process serves now (what cached answers are keyed by)."""
     return _serving_reader().current()[1].version
@@ -347,14 +456,17 @@ def similar_to_product(
         position = snapshot.position(product_id, catalog.merchant_id)
         if position < 0:
             raise Product.DoesNotExist(f"No product {product_id} in this catalog.")
-        product = snapshot.card(position).product()
+    lists = serving_neighbours(manifest.version)
+    row = lists.row(product_id) if lists is not None else None
     xq = _indexed_vector(index, product_id)
     if xq is None:
-        if product is None or product.pk != product_id:
+        if snapshot is not None:
+            product = snapshot.card(position).product()
+        elif product is None or product.pk != product_id:
             product = Product.objects.select_related("category").get(catalog.q(), pk=product_id)
         raw = product_vector(product, manifest.model_id)
         xq = serving_postprocessor(manifest).apply(raw)
-    return _similar(
+    result = _similar(
         (index, manifest),
         xq,
         k,
@@ -364,7 +476,11 @@ def similar_to_product(
         anchor=product if product is not None and product.pk == product_id else product_id,
         catalog=catalog,
         snapshot=snapshot,
+        row=row,
     )
+    if snapshot is None:
+        return result
+    return replace(result, anchor=StoredCard(snapshot, position))
 
 
 def _indexed_vector(index, product_id: int) -> np.ndarray | None:
@@ -412,20 +528,24 @@ def ranking_apply(items: list[SimilarItem], weight: float) -> list[SimilarItem]:
     similarity = np.array([item.similarity for item in items])
     aesthetics = np.array([np.nan if i.aesthetics is None else i.aesthetics for i in items])
     return [
-        SimilarItem(items[i].card, score=score, similarity=items[i].similarity, aesthetics=a)
-        for i, score, a in _ranked(similarity, aesthetics, weight, len(items))
+        SimilarItem(items[i].source, score=score, similarity=sim, aesthetics=a)
+        for i, score, sim, a in _ranked(similarity, aesthetics, weight, len(items))
     ]
 
 
-def _ranked(
-    similarity: np.ndarray, aesthetics: np.ndarray, weight: float, k: int
-) -> list[tuple[int, float, float | None]]:
-    """The best k as (candidate index, final score, aesthetics score or None), best first."""
+def _ranked(similarity: np.ndarray, aesthetics: np.ndarray, weight: float, k: int) -> zip:
+    """The best k as (candidate index, final score, similarity, aesthetics score or None),
+    best first."""
     order, final = ranking.rerank(similarity, aesthetics, weight)
-    return [
-        (i, float(final[i]), None if np.isnan(aesthetics[i]) else round(float(aesthetics[i]), 1))
-        for i in order[:k].tolist()
-    ]
+    best = order[:k]
+    # Read as Python floats in one go each: per element, numpy scalars cost a microsecond.
+    return zip(
+        best.tolist(),
+        final[best].tolist(),
+        np.asarray(similarity, dtype=np.float64)[best].tolist(),
+        [None if a != a else round(a, 1) for a in aesthetics[best].tolist()],  # NaN: no score
+        strict=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -435,7 +555,7 @@ class _Shown:
 
     similarity: np.ndarray
     aesthetics: np.ndarray
-    card: Callable[[int], Card]
+    card: Callable[[int], Card | StoredCard]
 
     def __len__(self) -> int:
         return len(self.similarity)
@@ -455,13 +575,15 @@ def _similar(
     anchor: Product | int | None = None,
     catalog: Catalog = WHOLE_CATALOG,
     snapshot: CatalogSnapshot | None = None,
+    row: np.ndarray | None = None,
 ) -> SimilarResult:
     """Search with a post-processed query vector; keep available candidates; rerank.
 
-    Candidates are kept by the catalog store's snapshot when there is one, else by the
-    database. An `anchor` given as an id is the product the items look like, read from
-    `catalog` in the same query as the first candidates (Product.DoesNotExist if it is not
-    there).
+    `row` is the query product's neighbour list (recommender.neighbours), used instead of
+    searching while it holds enough candidates. Candidates are kept by the catalog store's
+    snapshot when there is one, else by the database. An `anchor` given as an id is the
+    product the items look like, read from `catalog` in the same query as the first
+    candidates (Product.DoesNotExist if it is not there).
     """
     index, manifest = serving
     product = anchor if isinstance(anchor, Product) else None
@@ -474,7 +596,11 @@ def _similar(
     wanted = k if weight == 0 else max(k, settings.LOOKALIKE_AESTHETICS_CANDIDATES)
     n = min(index.ntotal, wanted + len(exclude) + 8)
     while True:
-        D, I = vector_index.search(index, xq, n)
+        if row is not None and n <= len(row):
+            # The stored search of this product: a longer one only appends candidates.
+            D, I, n = row["sim"][None], row["id"][None], len(row)
+        else:
+            D, I = vector_index.search(index, xq, n)
         if snapshot is not None:
             shown = _shown_in_store(snapshot, D[0], I[0], filters, exclude)
         elif product is None and isinstance(anchor, int):
@@ -486,8 +612,7 @@ def _similar(
             shown = shown.head(wanted)
             items = [
                 SimilarItem(shown.card(i), score=score, similarity=sim, aesthetics=a)
-                for i, score, a in _ranked(shown.similarity, shown.aesthetics, weight, k)
-                for sim in [float(shown.similarity[i])]
+                for i, score, sim, a in _ranked(shown.similarity, shown.aesthetics, weight, k)
             ]
             return SimilarResult(items, manifest.model_id, manifest.version, product)
         n = min(index.ntotal, n * 4)
@@ -505,7 +630,7 @@ def _shown_in_store(
     return _Shown(
         scores[indices],
         snapshot.score[positions],
-        lambda i: snapshot.card(int(positions[i])),
+        lambda i: StoredCard(snapshot, int(positions[i])),
     )
 
 

@@ -83,7 +83,25 @@ def reconcile_index() -> dict:
     """The periodic repair: embed what lacks a vector, fix missing and stale index entries."""
     report = indexing.index_reconcile()
     logger.info("Reconcile: %s", report.as_dict())
+    # Lists whose build was lost (a broker outage, a worker killed) are built again.
+    if (version := services.neighbours_missing()) is not None:
+        services.neighbours_schedule(version)
     return report.as_dict()
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=3000,
+    time_limit=3600,
+)
+def build_neighbours(version: int) -> dict:
+    """Store each product's nearest neighbours for this index version (if still current)."""
+    built = services.neighbours_build(version)
+    return {"version": version, "built": built is not None}
 
 
 @shared_task(

@@ -172,13 +172,34 @@ def catalog_stored(n: int, model_id: str) -> bool:
 
 def index_build() -> None:
     """The index, built by the product's own rebuild (whitening and head fitted on it)."""
+    from django.test import override_settings
+
     from recommender.services import index_rebuild
 
     print("building the index with the product's index_rebuild (minutes)...", flush=True)
     started = time.perf_counter()
-    manifest = index_rebuild()
+    with override_settings(LOOKALIKE_NEIGHBOURS=False):  # built next, with a progress bar
+        manifest = index_rebuild()
     print(f"index version {manifest.version}: {manifest.count} vectors of dim {manifest.dim} "
           f"in {time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
+
+
+def lists_build() -> float | None:
+    """The index version's neighbour lists, as a worker builds them (None: already there)."""
+    from recommender.services import neighbours_build, neighbours_missing
+
+    version = neighbours_missing()
+    if version is None:
+        return None
+    from django.conf import settings
+
+    from recommender import index as vector_index
+
+    count = vector_index.read_manifest(settings.LOOKALIKE_INDEX_DIR).count
+    started = time.perf_counter()
+    with tqdm(total=count, desc="neighbour lists", unit="product") as bar:
+        neighbours_build(version, progress=bar.update)
+    return time.perf_counter() - started
 
 
 def bench_key() -> str:
@@ -354,15 +375,16 @@ def memory_mib(pid: int) -> dict:
 
 
 VARIANTS_FULL = [
-    # (label, answer cache, key cache seconds, workers, catalog store)
-    ("before: no caches, 2 workers", "off", 0, 2, False),
-    ("catalog store, no answer cache, 2 workers", "off", 10, 2, True),
-    ("local answer cache, 2 workers", "local", 10, 2, True),
-    ("local answer cache, 4 workers", "local", 10, 4, True),
-    ("shared answer cache (Redis), 4 workers", "shared", 10, 4, True),
+    # (label, answer cache, key cache seconds, workers, catalog store, neighbour lists)
+    ("before: no caches, 2 workers", "off", 0, 2, False, False),
+    ("catalog store, no lists, no answer cache, 2 workers", "off", 10, 2, True, False),
+    ("catalog store + neighbour lists, no answer cache, 2 workers", "off", 10, 2, True, True),
+    ("local answer cache, 2 workers", "local", 10, 2, True, True),
+    ("local answer cache, 4 workers", "local", 10, 4, True, True),
+    ("shared answer cache (Redis), 4 workers", "shared", 10, 4, True, True),
 ]
-VARIANTS_QUICK = VARIANTS_FULL[:2]
-STORE_VARIANT = VARIANTS_FULL[1][0]
+VARIANTS_QUICK = [VARIANTS_FULL[0], VARIANTS_FULL[2]]
+STORE_VARIANT = VARIANTS_FULL[2][0]
 
 
 def scenarios(directory: Path, first: int, n: int) -> list[tuple[str, str, Path | None]]:
@@ -377,12 +399,13 @@ def scenarios(directory: Path, first: int, n: int) -> list[tuple[str, str, Path 
 
 def run_variant(variant, env, key, plan, args, port) -> dict:
     """One server variant: start, warm, load each scenario, read worker memory, stop."""
-    label, mode, key_ttl, workers, store = variant
+    label, mode, key_ttl, workers, store, lists = variant
     server_env = {
         **env,
         "LOOKALIKE_API_RESULT_CACHE": mode,
         "LOOKALIKE_API_KEY_CACHE_SECONDS": str(key_ttl),
         "LOOKALIKE_CATALOG_STORE": "1" if store else "0",
+        "LOOKALIKE_NEIGHBOURS": "1" if lists else "0",
         "WEB_CONCURRENCY": str(workers),
     }
     server = gunicorn_start(port, workers, server_env)
@@ -396,7 +419,8 @@ def run_variant(variant, env, key, plan, args, port) -> dict:
     finally:
         gunicorn_stop(server)
     return {"variant": label, "cache": mode, "key_cache_seconds": key_ttl, "workers": workers,
-            "catalog_store": store, "scenarios": rows, "worker_memory": memory}  # fmt: skip
+            "catalog_store": store, "neighbour_lists": lists, "scenarios": rows,
+            "worker_memory": memory}  # fmt: skip
 
 
 def machine_info() -> dict:
@@ -462,6 +486,7 @@ def main() -> None:
                 call_command("migrate", verbosity=0)
             shutil.rmtree(env["LOOKALIKE_INDEX_DIR"], ignore_errors=True)
             catalog_build(args.products, extractor.dim, extractor.model_id)
+    lists_seconds = lists_build()
     # Planner statistics as a running shop has them (autovacuum may be off, or not have run
     # yet after the bulk load): without them PostgreSQL scans the table for every call.
     from django.db import connection
@@ -487,6 +512,7 @@ def main() -> None:
               "seconds_per_load": args.seconds, "connections": args.connections,
               "wrk_threads": 2, "zipf_s": ZIPF_S, "database": "PostgreSQL",
               "quick": args.quick, "results": results,
+              "neighbour_lists_seconds": lists_seconds,
               "wall_seconds": round(time.perf_counter() - started)}  # fmt: skip
     write_report(report, args.out)
 
@@ -511,6 +537,21 @@ def table(report: dict) -> str:
                 f"| {r['non_2xx']} | {r['rps'] / bare:.0%} | {r['rps'] / keyed:.0%} |"
             )
     return "\n".join(lines)
+
+
+def lists_note(report: dict) -> str:
+    """How the neighbour lists of the variants that use them were made."""
+    seconds = report.get("neighbour_lists_seconds")
+    built = (
+        f"built in {seconds:.0f} s before the loads (every product searched once, in batches)"
+        if seconds is not None
+        else "built by an earlier run (reused with the catalog)"
+    )
+    return (
+        "Neighbour lists (`LOOKALIKE_NEIGHBOURS`, recommender/neighbours.py): each product's 64 "
+        f"nearest neighbours for this index version, {built}; a call reads its product's row "
+        "instead of searching, and searches only when its filters leave too few of the row."
+    )
 
 
 def memory_table(report: dict) -> str:
@@ -630,8 +671,11 @@ GPU figures: not measured (no GPU; the API serves from the CPU).
 
 {table(report)}
 
-Web worker memory after the loads (each worker holds the index and the embedding model, and
-with the catalog store every active product's card):
+{lists_note(report)}
+
+Web worker memory after the loads (each worker holds the index and the embedding model; with
+the catalog store every active product's card, and the JSON of the cards it has written; the
+index and the neighbour lists are memory-mapped, their pages shared by the workers):
 
 {memory_table(report)}
 

@@ -1,4 +1,5 @@
-"""Time per similar-items API call in one process, catalog store off vs on, same run.
+"""Time per similar-items API call in one process: catalog store off and on, neighbour lists
+off and on, same run.
 
 Calls `GET /api/v1/products/<id>/similar/` through Django's test client (the whole stack:
 middleware, key check, rate limits in Redis, usage counting, search, JSON) with no answer
@@ -6,7 +7,7 @@ cache, product ids drawn uniformly, on the catalog scripts/bench_api.py builds (
 one of 5,000 products by default; built here when missing). Each variant runs in turn for a
 few rounds, the same ids in the same order, beside the keyed no-op endpoint for scale; wall
 time includes PostgreSQL's answers, CPU time is this process's alone. Prints the figures (no
-report file); --profile prints where a call with the store on spends its time.
+report file); --profile prints where a call with the store and the neighbour lists spends its time.
 
 Usage:
   python scripts/bench_similar_calls.py [--calls 500] [--rounds 3] [--products 5000] [--profile]
@@ -30,7 +31,12 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_api  # noqa: E402
 
-VARIANTS = {"store off (one query per call)": False, "catalog store": True}
+# name: (catalog store, neighbour lists)
+VARIANTS = {
+    "store off (one query per call)": (False, False),
+    "catalog store, searched": (True, False),
+    "catalog store + neighbour lists": (True, True),
+}
 NOOP = "keyed no-op (for scale)"
 
 
@@ -61,6 +67,7 @@ def setup(products: int) -> tuple[list[int], str]:
         if Product.objects.exists():
             sys.exit(f"{args.database_url} holds another catalog; run scripts/bench_api.py first.")
         bench_api.catalog_build(products, extractor.dim, extractor.model_id)
+    bench_api.lists_build()
     return list(Product.objects.values_list("pk", flat=True)), bench_api.bench_key()
 
 
@@ -90,8 +97,8 @@ def main() -> None:
     figures: dict[str, list[tuple[float, float]]] = {name: [] for name in [*VARIANTS, NOOP]}
     for round_ in range(args.rounds + 1):
         ids = [rng.choice(all_ids) for _ in range(args.calls)]
-        for name, store in VARIANTS.items():
-            with override_settings(LOOKALIKE_CATALOG_STORE=store):
+        for name, (store, lists) in VARIANTS.items():
+            with override_settings(LOOKALIKE_CATALOG_STORE=store, LOOKALIKE_NEIGHBOURS=lists):
                 measured = timed_calls(client, ids)
             if round_:  # the first round warms the index, the model and the store
                 figures[name].append(measured)
@@ -105,7 +112,7 @@ def main() -> None:
         print(f"  {name:32s} {wall:6.2f} ms per call (wall), {cpu:6.2f} ms CPU in this process")
     if args.profile:
         profiler = cProfile.Profile()
-        with override_settings(LOOKALIKE_CATALOG_STORE=True):
+        with override_settings(LOOKALIKE_CATALOG_STORE=True, LOOKALIKE_NEIGHBOURS=True):
             profiler.runcall(timed_calls, client, [rng.choice(all_ids) for _ in range(args.calls)])
         stats = pstats.Stats(profiler)
         stats.sort_stats("tottime").print_stats(30)

@@ -82,14 +82,23 @@ def stored_url(name: str) -> str:
     urljoin) took a twentieth of the call; for a plain name under a plain base URL it is the
     base URL followed by the name.
     """
-    storage = default_storage._wrapped
-    if (
-        type(storage) is FileSystemStorage
-        and _joins_plainly(storage.base_url)
-        and _PLAIN_NAME.fullmatch(name)
-    ):
-        return storage.base_url + name
+    prefix = stored_url_prefix()
+    if prefix is not None and plain_name(name):
+        return prefix + name
     return default_storage.url(name)
+
+
+def stored_url_prefix() -> str | None:
+    """What stored_url puts before a plain name, or None when the storage makes every URL."""
+    storage = default_storage._wrapped
+    if type(storage) is FileSystemStorage and _joins_plainly(storage.base_url):
+        return storage.base_url
+    return None
+
+
+def plain_name(name: str) -> bool:
+    """Whether stored_url joins this name to its prefix as it is."""
+    return _PLAIN_NAME.fullmatch(name) is not None
 
 
 @lru_cache(maxsize=8)

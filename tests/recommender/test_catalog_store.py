@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import time
 from decimal import Decimal
 from unittest import mock
@@ -452,7 +453,11 @@ def test_the_response_builder_gives_what_the_documented_serializer_gives(
 ) -> None:
     from rest_framework.renderers import JSONRenderer
 
-    from recommender.serializers import SimilarToProductSerializer, similar_results_data
+    from recommender.serializers import (
+        SimilarToProductSerializer,
+        similar_results_data,
+        similar_results_json,
+    )
 
     # given a result with scored and unscored photos, the legacy photo paths among them
     result = similar_to_product(catalog[2].pk, 39, filters=SimilarFilters(in_stock=False))
@@ -470,8 +475,9 @@ def test_the_response_builder_gives_what_the_documented_serializer_gives(
         },
         context={"request": request},
     ).data
-    # then the bytes are the same
+    # then the bytes are the same, and the same again as the API's direct writer gives them
     assert JSONRenderer().render(built) == JSONRenderer().render(documented)
+    assert similar_results_json(result, request, result.product) == JSONRenderer().render(built)
     urls = {item["id"]: item for item in built["results"]}
     for item in result.items:
         shown = urls[item.product.pk]
@@ -505,3 +511,35 @@ def test_threads_wait_for_one_load_and_all_get_it(monkeypatch) -> None:
         got = list(pool.map(lambda _: store.snapshot(version=3), range(32)))
     # then it was loaded once, and every thread got that snapshot
     assert loads == ["v1"] and all(snapshot is got[0] for snapshot in got)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'a "quoted" \\ back\\slash',
+        "tab\tnew\nline\r\x00\x1f\x7f",
+        "line\u2028para\u2029end",
+        "émoji 👟 ‘Été’ \ud7ff \ue000 </script><!--",
+        "{}[],:null",
+    ],
+)
+def test_the_direct_writer_escapes_what_the_renderer_escapes(catalog, rf, text) -> None:
+    from rest_framework.renderers import JSONRenderer
+
+    from recommender.serializers import similar_results_data, similar_results_json
+
+    # given products and a category whose text is hostile JSON
+    category = catalog[1].category
+    category.name = text
+    category.save()
+    for product in catalog[:20]:
+        Product.objects.filter(pk=product.pk).update(title=text, sku=f"{text[:50]}{product.pk}")
+    catalog_store.store_clear()
+    result = similar_to_product(catalog[1].pk, 12, filters=SimilarFilters(in_stock=False))
+    request = rf.get("/", HTTP_HOST="testserver")
+    # when both make it JSON
+    direct = similar_results_json(result, request, result.product)
+    rendered = JSONRenderer().render(similar_results_data(result, request, result.product))
+    # then the bytes are the same, and they read back as the text
+    assert direct == rendered
+    assert text in {item["title"] for item in json.loads(direct)["results"]}
