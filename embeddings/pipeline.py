@@ -301,14 +301,19 @@ def pooled_features(
 def product_boxes(
     extractor: Extractor, images: Sequence[Image.Image], batch_size: int = DEFAULT_BATCH_SIZE
 ) -> np.ndarray:
-    """``pooled_features(..., "stretch", False)["box"]``, running the network only as far as
-    the map the boxes come from (about half of EfficientNet-Lite0's forward pass)."""
+    """``pooled_features(..., "stretch", False)["box"]`` computed in fp32, running the network
+    only as far as the map the boxes come from (about half of EfficientNet-Lite0's forward pass).
+
+    Not in the extractor's reduced precision: a box is a threshold on a saliency map, and bf16
+    rounding moved it by a grid cell for 1 of 24 shopper photos, whose search vector then lay
+    at cosine 0.990 from the fp32 one (docs/benchmarks/embedding.md).
+    """
     transform = extractor.backbone.transforms("stretch")
     boxes = []
     with ThreadPoolExecutor(extractor.preprocess_workers) as pool:
         for start in range(0, len(images), batch_size):
             batch = torch.stack(list(pool.map(transform, images[start : start + batch_size])))
-            with torch.inference_mode(), extractor._autocast():
+            with torch.inference_mode():
                 fmap = extractor.model.first_map(extractor.to_device(batch)).float()
             boxes.append(saliency_boxes(fmap.cpu()))
     return np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32)

@@ -169,10 +169,13 @@ def test_product_boxes_stop_early_and_match_the_full_forward_pass() -> None:
     extractor = pipeline.extractors[0]
     # when the boxes come from the first feature map alone
     early = product_boxes(extractor, photos)
-    # then they are the boxes of the whole forward pass
-    full = pooled_features(extractor, photos, "stretch", flip=False)["box"]
+    # then they are the boxes of the whole forward pass (in fp32, as the boxes always are)
+    fp32 = load_pipeline(BASE, download=False, precision="fp32").extractors[0]
+    full = pooled_features(fp32, photos, "stretch", flip=False)["box"]
     assert early.shape == (3, 4)
     np.testing.assert_allclose(early, full, atol=1e-6)
+    # and an fp32 extractor finds the same boxes as the product's reduced-precision one
+    np.testing.assert_allclose(product_boxes(fp32, photos), early, atol=1e-6)
     # and the first map is the first of the feature maps
     x = torch.rand(1, 3, 224, 224)
     with torch.inference_mode():
