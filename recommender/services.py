@@ -368,7 +368,8 @@ def neighbours_build(
     current one (a newer version's build takes over). Lists already stored are kept.
     """
     directory = settings.LOOKALIKE_INDEX_DIR
-    index, manifest = vector_index.load_index(directory)
+    # Mapped, as web processes map it: a 1M-product graph is not read into the worker too.
+    index, manifest = vector_index.load_index(directory, mmap=settings.LOOKALIKE_INDEX_MMAP)
     if version is not None and manifest.version != version:
         return None
     if NeighbourLists.open(directory, manifest.version) is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from decimal import Decimal
 from unittest import mock
 
@@ -97,7 +98,8 @@ def test_damaged_lists_are_ignored(tmp_path, damage, caplog) -> None:
     index = vector_index.build_index(np.arange(50), normalised(50, 8), kind="flat")
     neighbours_save(tmp_path, 1, *neighbours_search(index, 5))
     damage(neighbours.lists_path(tmp_path, 1))
-    assert NeighbourLists.open(tmp_path, 1) is None
+    with caplog.at_level(logging.WARNING, logger="recommender.neighbours"):
+        assert NeighbourLists.open(tmp_path, 1) is None
     assert "Ignoring the neighbour lists of index version 1" in caplog.text
 
 
