@@ -2,20 +2,24 @@
 
 A similar-items call by product searches the index with a vector the index already holds, so
 its answer is known as soon as the version is written. Searching every product once, in
-batches on all cores, costs about what 2,000 single searches do per 100,000 products; a call
-then reads its product's row (a slice of a memory-mapped file, shared by every web process)
-instead of searching, and falls back to a search only when its filters leave too few of the
-row's products (or it asks for more than a row holds).
+batches on all cores, took 33 s per 100,000 products (IVF, 2 cores: about half of what as many
+single searches cost); a call then reads its product's row (a slice of a memory-mapped file,
+shared by every web process) instead of searching, and falls back to a search only when its
+filters leave too few of the row's products (or it asks for more than a row holds).
 
 A row is what ``index.search(xq, COUNT)`` returned for the product's own vector, the product
-itself included, so a call that uses it gets the answer a search would have given: exactly
-for flat and IVF indexes (a longer search of those only appends), and for HNSW as the graph
-walk with that many results found them.
+itself included, so a call that uses it gets the answer a search would have given: for flat
+and IVF indexes the same (a longer search of those only appends, unless it probes more IVF
+lists, which can only find closer products), and for HNSW as the graph walk with that many
+results found them.
 
 Plain numpy + faiss (no Django), like ``recommender.index``. Layout beside the index::
 
-    neighbours-000007.npy        # (products, COUNT) records: neighbour id, similarity
-    neighbours-000007.rows.npy   # the product id of each row, ascending; written LAST
+    neighbours-000007-<sha>.npy        # (products, COUNT) records: neighbour id, similarity
+    neighbours-000007-<sha>.rows.npy   # the product id of each row, ascending; written LAST
+
+(<sha>: the start of the index file's checksum, so that lists are never taken for another
+index that got the same version number, in a directory emptied and filled again.)
 
 Lists of versions before the previous one are deleted once a version's lists are stored.
 """
@@ -42,21 +46,21 @@ logger = logging.getLogger(__name__)
 # reorders the best 50 of them, and a few of those may be out of stock.
 COUNT = 64
 RECORD = np.dtype([("id", "<i8"), ("sim", "<f4")])
-_FILE_RE = re.compile(r"^neighbours-(\d+)(\.rows)?\.npy$")
+_FILE_RE = re.compile(r"^neighbours-(\d+)-[0-9a-f]+(\.rows)?\.npy$")
 
 
 class Stale(Exception):
     """A newer index version was written while this one's lists were being built."""
 
 
-def lists_path(directory: Path, version: int) -> Path:
-    """Where an index version's neighbour lists are (its rows file: see rows_path)."""
-    return Path(directory) / f"neighbours-{version:06d}.npy"
+def lists_path(directory: Path, version: int, checksum: str) -> Path:
+    """Where the neighbour lists of an index version (and file checksum) are."""
+    return Path(directory) / f"neighbours-{version:06d}-{checksum[:16]}.npy"
 
 
-def rows_path(directory: Path, version: int) -> Path:
-    """Where the product id of each row of an index version's lists is."""
-    return Path(directory) / f"neighbours-{version:06d}.rows.npy"
+def rows_path(directory: Path, version: int, checksum: str) -> Path:
+    """Where the product id of each row of those lists is."""
+    return Path(directory) / f"neighbours-{version:06d}-{checksum[:16]}.rows.npy"
 
 
 def neighbours_search(
@@ -86,11 +90,13 @@ def neighbours_search(
     return ids, lists
 
 
-def neighbours_save(directory: Path, version: int, ids: np.ndarray, lists: np.ndarray) -> None:
+def neighbours_save(
+    directory: Path, version: int, checksum: str, ids: np.ndarray, lists: np.ndarray
+) -> None:
     """Write a version's lists atomically (the rows file last: readers look for it)."""
     directory = Path(directory)
-    _save_atomic(lists_path(directory, version), lists)
-    _save_atomic(rows_path(directory, version), ids)
+    _save_atomic(lists_path(directory, version, checksum), lists)
+    _save_atomic(rows_path(directory, version, checksum), ids)
 
 
 def neighbours_prune(directory: Path, older_than: int) -> None:
@@ -121,11 +127,16 @@ class NeighbourLists:
         self.lists = lists
 
     @classmethod
-    def open(cls, directory: Path, version: int) -> NeighbourLists | None:
-        """The version's lists, or None when they are not (or not wholly) written."""
+    def open(cls, directory: Path, version: int, checksum: str) -> NeighbourLists | None:
+        """The lists of the index version with this file checksum, or None when they are not
+        (or not wholly) written."""
         try:
-            ids = np.load(rows_path(directory, version), mmap_mode="r", allow_pickle=False)
-            lists = np.load(lists_path(directory, version), mmap_mode="r", allow_pickle=False)
+            rows, path = (
+                rows_path(directory, version, checksum),
+                lists_path(directory, version, checksum),
+            )
+            ids = np.load(rows, mmap_mode="r", allow_pickle=False)
+            lists = np.load(path, mmap_mode="r", allow_pickle=False)
         except (FileNotFoundError, ValueError, OSError) as exc:
             if not isinstance(exc, FileNotFoundError):
                 logger.warning("Ignoring the neighbour lists of index version %s: %s", version, exc)
@@ -163,24 +174,22 @@ class NeighbourReader:
         self.directory = Path(directory)
         self.check_interval = check_interval
         self._lock = threading.Lock()
-        # (version, its lists or None), swapped as one: a thread never pairs one version's
-        # lists with another's number.
-        self._loaded: tuple[int, NeighbourLists | None] | None = None
+        # ((version, checksum), its lists or None), swapped as one: a thread never pairs one
+        # version's lists with another's number.
+        self._loaded: tuple[tuple[int, str], NeighbourLists | None] | None = None
         self._checked_at = float("-inf")
 
-    def lists(self, version: int) -> NeighbourLists | None:
-        """The lists of this index version, None while they are not written."""
+    def lists(self, version: int, checksum: str) -> NeighbourLists | None:
+        """The lists of this index version (and file checksum), None while not written."""
+        key = (version, checksum)
         loaded = self._loaded
-        if loaded is not None and loaded[0] == version and loaded[1] is not None:
+        if loaded is not None and loaded[0] == key and loaded[1] is not None:
             return loaded[1]
         with self._lock:
             now = time.monotonic()
             loaded = self._loaded
-            if (
-                loaded is None
-                or loaded[0] != version
-                or now - self._checked_at >= self.check_interval
-            ):
+            if loaded is None or loaded[0] != key or now - self._checked_at >= self.check_interval:
                 self._checked_at = now
-                loaded = self._loaded = (version, NeighbourLists.open(self.directory, version))
+                found = NeighbourLists.open(self.directory, version, checksum)
+                loaded = self._loaded = (key, found)
             return loaded[1]

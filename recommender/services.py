@@ -327,7 +327,7 @@ def serving_index() -> tuple[object, vector_index.Manifest]:
 _neighbour_readers: dict[str, NeighbourReader] = {}
 
 
-def serving_neighbours(version: int) -> NeighbourLists | None:
+def serving_neighbours(manifest: vector_index.Manifest) -> NeighbourLists | None:
     """This index version's neighbour lists, None while they are not built (or switched off)."""
     if not settings.LOOKALIKE_NEIGHBOURS:
         return None
@@ -341,7 +341,7 @@ def serving_neighbours(version: int) -> NeighbourLists | None:
                     settings.LOOKALIKE_INDEX_DIR, settings.LOOKALIKE_INDEX_CHECK_INTERVAL
                 ),
             )
-    return reader.lists(version)
+    return reader.lists(manifest.version, manifest.checksum)
 
 
 def neighbours_schedule(version: int) -> None:
@@ -372,7 +372,7 @@ def neighbours_build(
     index, manifest = vector_index.load_index(directory, mmap=settings.LOOKALIKE_INDEX_MMAP)
     if version is not None and manifest.version != version:
         return None
-    if NeighbourLists.open(directory, manifest.version) is not None:
+    if NeighbourLists.open(directory, manifest.version, manifest.checksum) is not None:
         return manifest.version
 
     def current() -> bool:
@@ -385,7 +385,7 @@ def neighbours_build(
     except Stale:
         logger.info("Neighbour lists of index version %s: superseded", manifest.version)
         return None
-    neighbours_save(directory, manifest.version, ids, lists)
+    neighbours_save(directory, manifest.version, manifest.checksum, ids, lists)
     neighbours_prune(directory, older_than=manifest.version - 1)
     logger.info(
         "Neighbour lists of index version %s: %s products in %.1f s",
@@ -400,8 +400,9 @@ def neighbours_missing() -> int | None:
     """The current index version when its neighbour lists are not stored, else None."""
     if not settings.LOOKALIKE_NEIGHBOURS:
         return None
-    manifest = vector_index.read_manifest(settings.LOOKALIKE_INDEX_DIR)
-    if manifest is None or NeighbourLists.open(settings.LOOKALIKE_INDEX_DIR, manifest.version):
+    directory = settings.LOOKALIKE_INDEX_DIR
+    manifest = vector_index.read_manifest(directory)
+    if manifest is None or NeighbourLists.open(directory, manifest.version, manifest.checksum):
         return None
     return manifest.version
 
@@ -457,7 +458,7 @@ def similar_to_product(
         position = snapshot.position(product_id, catalog.merchant_id)
         if position < 0:
             raise Product.DoesNotExist(f"No product {product_id} in this catalog.")
-    lists = serving_neighbours(manifest.version)
+    lists = serving_neighbours(manifest)
     row = lists.row(product_id) if lists is not None else None
     xq = _indexed_vector(index, product_id)
     if xq is None:

@@ -33,6 +33,7 @@ from recommender.services import (
 from shop.models import Category, EmbeddingStatus, Merchant, Product
 
 N = 300
+SHA = "ab" * 32  # an index file's checksum
 
 
 def normalised(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -71,18 +72,19 @@ def test_a_build_stops_when_a_newer_version_is_written() -> None:
 def test_lists_are_read_memory_mapped_and_missing_ones_are_looked_for_again(tmp_path) -> None:
     # given a reader that asks before the lists exist
     reader = NeighbourReader(tmp_path, check_interval=0.0)
-    assert reader.lists(3) is None
+    assert reader.lists(3, SHA) is None
     index = vector_index.build_index(np.arange(50) + 10, normalised(50, 8), kind="flat")
     ids, lists = neighbours_search(index, 5)
     # when they are written
-    neighbours_save(tmp_path, 3, ids, lists)
+    neighbours_save(tmp_path, 3, SHA, ids, lists)
     # then the next call finds them, mapped from the file (not read into this process)
-    found = reader.lists(3)
+    found = reader.lists(3, SHA)
     assert not found.lists.flags.owndata and isinstance(found.lists.base, np.memmap)
     assert found.row(10)["id"][0] == 10
     assert found.row(9) is None and found.row(61) is None
-    # and another version's are not taken for them
-    assert reader.lists(4) is None
+    # and they are not taken for another version's, nor for another index with that number
+    assert reader.lists(4, SHA) is None
+    assert reader.lists(3, "0f" * 32) is None
 
 
 @pytest.mark.parametrize(
@@ -96,21 +98,21 @@ def test_lists_are_read_memory_mapped_and_missing_ones_are_looked_for_again(tmp_
 )
 def test_damaged_lists_are_ignored(tmp_path, damage, caplog) -> None:
     index = vector_index.build_index(np.arange(50), normalised(50, 8), kind="flat")
-    neighbours_save(tmp_path, 1, *neighbours_search(index, 5))
-    damage(neighbours.lists_path(tmp_path, 1))
+    neighbours_save(tmp_path, 1, SHA, *neighbours_search(index, 5))
+    damage(neighbours.lists_path(tmp_path, 1, SHA))
     with caplog.at_level(logging.WARNING, logger="recommender.neighbours"):
-        assert NeighbourLists.open(tmp_path, 1) is None
+        assert NeighbourLists.open(tmp_path, 1, SHA) is None
     assert "Ignoring the neighbour lists of index version 1" in caplog.text
 
 
 def test_old_versions_lists_are_pruned(tmp_path) -> None:
     index = vector_index.build_index(np.arange(20), normalised(20, 8), kind="flat")
     for version in (1, 2, 3):
-        neighbours_save(tmp_path, version, *neighbours_search(index, 4))
+        neighbours_save(tmp_path, version, SHA, *neighbours_search(index, 4))
     neighbours.neighbours_prune(tmp_path, older_than=2)
-    assert NeighbourLists.open(tmp_path, 1) is None
-    assert NeighbourLists.open(tmp_path, 2) is not None
-    assert NeighbourLists.open(tmp_path, 3) is not None
+    assert NeighbourLists.open(tmp_path, 1, SHA) is None
+    assert NeighbourLists.open(tmp_path, 2, SHA) is not None
+    assert NeighbourLists.open(tmp_path, 3, SHA) is not None
 
 
 # ---------------------------------------------------------------------------- the service
@@ -175,7 +177,7 @@ def test_the_lists_give_the_answers_a_search_gives(catalog, settings, kind, stor
     settings.LOOKALIKE_INDEX_KIND = kind
     settings.LOOKALIKE_CATALOG_STORE = store
     manifest = index_rebuild()
-    assert serving_neighbours(manifest.version) is not None
+    assert serving_neighbours(manifest) is not None
     queries = [p.pk for p in catalog[::37]]
     common = [({}, 12), ({}, 40), ({"in_stock": False}, 12)]
     rare = [({"category": "clogs"}, 5)]  # a row holds two or three clogs: searched
@@ -206,11 +208,11 @@ def test_a_new_version_gets_its_own_lists_and_new_products_show_at_once(catalog,
     report = index_sync([last.pk])
     assert report.version == first.version + 1
     # then the product is found like any other: it heads its own nearest neighbour's list
-    lists = serving_neighbours(report.version)
+    lists = serving_neighbours(vector_index.read_manifest(settings.LOOKALIKE_INDEX_DIR))
     nearest = int(lists.row(last.pk)["id"][1])
     assert last.pk in [pk for pk, _ in answer(nearest, 60, in_stock=False)]
     # and the version before's lists stay for processes still serving it
-    assert NeighbourLists.open(settings.LOOKALIKE_INDEX_DIR, first.version) is not None
+    assert NeighbourLists.open(settings.LOOKALIKE_INDEX_DIR, first.version, first.checksum)
 
 
 @pytest.mark.django_db
@@ -220,7 +222,7 @@ def test_a_build_for_a_version_that_is_no_longer_current_does_nothing(catalog, s
     new = index_rebuild()
     settings.LOOKALIKE_NEIGHBOURS = True
     assert neighbours_build(old.version) is None
-    assert NeighbourLists.open(settings.LOOKALIKE_INDEX_DIR, old.version) is None
+    assert NeighbourLists.open(settings.LOOKALIKE_INDEX_DIR, old.version, old.checksum) is None
     assert services.neighbours_missing() == new.version
     assert neighbours_build(new.version) == new.version
     assert services.neighbours_missing() is None
@@ -235,8 +237,8 @@ def test_the_periodic_reconcile_builds_lists_whose_build_was_lost(catalog, setti
         "recommender.tasks.build_neighbours.delay", side_effect=OperationalError("down")
     ):
         manifest = index_rebuild()
-    assert serving_neighbours(manifest.version) is None
+    assert serving_neighbours(manifest) is None
     # when the periodic reconcile runs
     reconcile_index()
     # then the lists are there
-    assert NeighbourLists.open(settings.LOOKALIKE_INDEX_DIR, manifest.version) is not None
+    assert NeighbourLists.open(settings.LOOKALIKE_INDEX_DIR, manifest.version, manifest.checksum)
