@@ -91,8 +91,7 @@ def _count_all(
         counts = [_count(counter, window) for counter, window in counters]
         return counts, [cache.get(name) for name in peek]
     # On Redis, every counter in one round trip: create with its expiry if new, then INCR.
-    client = backend._cache.get_client(write=True)
-    pipe = client.pipeline(transaction=False)
+    pipe = _redis_client(backend).pipeline(transaction=False)
     for counter, window in counters:
         key = backend.make_and_validate_key(counter)
         pipe.set(key, 0, ex=window + 60, nx=True)
@@ -103,6 +102,21 @@ def _count_all(
     # Django's Redis cache stores an integer as its digits (so that INCR works on it).
     peeked = [None if raw is None else int(raw) for raw in replies[2 * len(counters) :]]
     return replies[1 : 2 * len(counters) : 2], peeked
+
+
+def _redis_client(backend: RedisCache):
+    """A client of the backend's write pool, made once per backend.
+
+    Django makes a new one for every operation, and a redis-py client builds its table of
+    reply parsers as it is made: a tenth of a partner API call. A client is safe to share
+    between threads (each command takes a connection from the pool), and the pool starts
+    afresh in a forked process.
+    """
+    cache_client = backend._cache
+    client = getattr(cache_client, "_lookalike_write_client", None)
+    if client is None:
+        client = cache_client._lookalike_write_client = cache_client.get_client(write=True)
+    return client
 
 
 def _count(counter: str, window: int) -> int:

@@ -7,10 +7,13 @@ import binascii
 import json
 import math
 from decimal import Decimal
+from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.urls import get_script_prefix, get_urlconf, reverse
+from django.utils.encoding import iri_to_uri
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -170,11 +173,19 @@ def _absolute(request, location: str) -> str:
     """
     if not location.startswith("/") or location.startswith("//"):
         return request.build_absolute_uri(location)
+    return _origin(request) + location
+
+
+def _origin(request) -> str:
+    """request.build_absolute_uri("/") without its slash, worked out once per request.
+
+    That is the scheme and the host (get_host() gives only characters a URI keeps as they are,
+    so build_absolute_uri's own parsing and quoting change nothing).
+    """
     origin = getattr(request, "_lookalike_origin", None)
     if origin is None:
-        origin = request.build_absolute_uri("/")[:-1]
-        request._lookalike_origin = origin
-    return origin + location
+        origin = request._lookalike_origin = f"{request.scheme}://{request.get_host()}"
+    return origin
 
 
 def similar_item_data(item: SimilarItem, request) -> dict:
@@ -204,6 +215,9 @@ def similar_results_data(result: SimilarResult, request, product: Product | None
 
 # The C string encoder json.dumps uses with ensure_ascii=False (as DRF's renderer does).
 _string = json.encoder.encode_basestring
+# Where a card's JSON, kept from one response to the next, takes the response's origin
+# (scheme://host): a NUL, which the JSON of any string escapes, so it is nowhere else in a body.
+ORIGIN = "\x00"
 
 
 def similar_results_json(
@@ -212,7 +226,8 @@ def similar_results_json(
     """What the API's JSON renderer makes of similar_results_data(...), byte for byte, written
     directly: the dicts and the encoder's walk over them were a fifth of a similar-items call.
 
-    Cards from the catalog store are written once per snapshot and kept with it."""
+    Cards from the catalog store are written once per snapshot and kept with it (the origin
+    aside: it is put in for each response)."""
     links = _Links(request)
     items = ",".join(
         f"{_source_json(item.source, links)},"
@@ -228,13 +243,11 @@ def similar_results_json(
     if product is not None:
         source = product if isinstance(product, StoredCard) else Card.of(product)
         body += f',"product":{_source_json(source, links)}}}'
-    # As JSONRenderer: these two are valid JSON but end a line in JavaScript.
-    return (
-        (body + "}")
-        .encode()
-        .replace(b"\xe2\x80\xa8", b"\\u2028")
-        .replace(b"\xe2\x80\xa9", b"\\u2029")
-    )
+    body = (body + "}").replace(ORIGIN, _string(links.origin)[1:-1])
+    if "\u2028" in body or "\u2029" in body:
+        # As JSONRenderer: these two are valid JSON but end a line in JavaScript.
+        body = body.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return body.encode()
 
 
 def _finite(items: list[SimilarItem]) -> list[SimilarItem]:
@@ -246,57 +259,116 @@ def _finite(items: list[SimilarItem]) -> list[SimilarItem]:
 
 
 class _Links:
-    """The absolute URLs card_data gives, with what they share worked out once per response."""
+    """The absolute URLs card_data gives, for one response: its origin and the link shape."""
 
     def __init__(self, request) -> None:
         self.request = request
-        self.origin = _absolute(request, "/")[:-1]
-        self.product = _product_path(_ANY_ID).split(str(_ANY_ID))
-        # stored_url's plain case, when its result is a path (_absolute's plain case).
-        base = stored_url_prefix()
-        plain = base is not None and base.startswith("/") and not base.startswith("//")
-        self.media = self.origin + base if plain else None
-        # Everything a card's URLs depend on besides the card (its cached JSON is kept by it).
-        self.key = ("card-json", self.origin, *self.product, self.media, default_storage._wrapped)
+        self.origin = _origin(request)
+        self.shape = link_shape()
 
-    def photo(self, name: str) -> str:
-        """_absolute(request, stored_url(name))."""
+
+class LinkShape(NamedTuple):
+    """What a card's URLs are made of besides the response's origin (the same for every
+    response of a process, unless its script prefix, URL conf or storage changes)."""
+
+    product: tuple[str, str]  # a product page's path around its id, as JSON string content
+    media: str | None  # stored_url's prefix when it is a path (plain names follow it), or None
+    key: tuple  # everything a card's JSON depends on besides the card and the origin
+
+    def photo_json(self, name: str) -> str | None:
+        """The JSON of _absolute(request, stored_url(name)) with ORIGIN for the origin; None
+        when it depends on more of the request than its origin."""
         if self.media is not None and plain_name(name):
-            return self.media + name
-        return _absolute(self.request, stored_url(name))
+            return f'"{ORIGIN}{_string(self.media + name)[1:]}'
+        location = stored_url(name)
+        if location.startswith("/") and not location.startswith("//"):
+            return f'"{ORIGIN}{_string(location)[1:]}'  # _absolute's plain case
+        parts = urlsplit(location)
+        if parts.scheme and parts.netloc:
+            return _string(iri_to_uri(location))  # build_absolute_uri keeps an absolute URL
+        return None
 
-    def product_page(self, product_id: int) -> str:
-        """_absolute(request, _product_path(product_id))."""
-        return f"{self.origin}{self.product[0]}{product_id}{self.product[1]}"
+
+_link_shapes: dict[tuple, LinkShape] = {}
+
+
+def link_shape() -> LinkShape:
+    """This process's LinkShape now (made once per script prefix, URL conf and storage)."""
+    urlconf = get_urlconf() or settings.ROOT_URLCONF
+    base, storage = stored_url_prefix(), default_storage._wrapped
+    key = ("card-json", get_script_prefix(), urlconf, base, storage)
+    shape = _link_shapes.get(key)
+    if shape is None:
+        before, after = _product_path(_ANY_ID).split(str(_ANY_ID))
+        plain = base is not None and base.startswith("/") and not base.startswith("//")
+        shape = LinkShape(
+            (_string(before)[1:-1], _string(after)[1:-1]), base if plain else None, key
+        )
+        if len(_link_shapes) >= 16:  # settings changed by tests, mostly
+            _link_shapes.clear()
+        _link_shapes[key] = shape
+    return shape
 
 
 def _source_json(source: Card | StoredCard, links: _Links) -> str:
-    """_card_json of an item's card; a stored card's from its snapshot's cache when there."""
+    """The JSON of an item's card (ORIGIN for the origin); a stored card's from its snapshot's
+    cache, written there when it is not."""
     if not isinstance(source, StoredCard):
-        return _card_json(source, links)
-    cache = source.snapshot.derived.get(links.key)
-    if cache is None:
-        cache = source.snapshot.derived.setdefault(links.key, {})
-    text = cache.get(source.position)
+        return _card_json(source, links.shape) or _card_json_of(source, links.request)
+    cache = source.snapshot.cache(links.shape.key, settings.LOOKALIKE_API_CARD_CACHE_SIZE)
+    text = cache.values[source.position] if cache is not None else None
     if text is None:
-        text = _card_json(source.card(), links)
-        if len(cache) < settings.LOOKALIKE_API_CARD_CACHE_SIZE:
-            cache[source.position] = text
+        card = source.card()
+        text = _card_json(card, links.shape)
+        if text is None:
+            return _card_json_of(card, links.request)
+        if cache is not None:
+            cache.put(source.position, text)
     return text
 
 
-def _card_json(card: Card, links: _Links) -> str:
-    """card_data(card, request) as JSON, without its closing brace."""
+def _card_json(card: Card, shape: LinkShape) -> str | None:
+    """card_data(card, request) as JSON, without its closing brace, with ORIGIN where the
+    request's origin goes; None when a URL depends on more of the request than its origin."""
     (pk, _, sku, title, _, price, currency, stock, _, image, thumbnail, *_) = card.values
+    image_url, thumbnail_url = shape.photo_json(image), shape.photo_json(thumbnail)
+    if image_url is None or thumbnail_url is None:
+        return None
     return (
         f'{{"id":{int(pk)},"sku":{_string(sku)},"title":{_string(title)},'
         f'"price":{_string(str(price))},"currency":{_string(currency)},'
         f'"category":{_string(card.category[1])},"category_slug":{_string(card.category[2])},'
         f'"in_stock":{"true" if stock > 0 else "false"},'
-        f'"image_url":{_string(links.photo(image))},'
-        f'"thumbnail_url":{_string(links.photo(thumbnail))},'
-        f'"product_url":{_string(links.product_page(pk))}'
+        f'"image_url":{image_url},"thumbnail_url":{thumbnail_url},'
+        f'"product_url":"{ORIGIN}{shape.product[0]}{int(pk)}{shape.product[1]}"'
     )
+
+
+def _card_json_of(card: Card, request) -> str:
+    """card_data(card, request) as JSON without its closing brace, made for this request."""
+    data = card_data(card, request)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))[:-1]
+
+
+def card_texts_fill(snapshot) -> int:
+    """Write the JSON of every card the snapshot's cache has room for; returns how many.
+
+    A web worker does this as it starts (about 6 us a card). Otherwise the calls write the
+    cards they show first: with 100,000 products and every product as likely to be asked
+    for, most cards a call shows are unwritten until the worker has shown some 100,000.
+    """
+    shape = link_shape()
+    cache = snapshot.cache(shape.key, settings.LOOKALIKE_API_CARD_CACHE_SIZE)
+    if cache is None:
+        return 0
+    written = 0
+    for position in range(min(len(snapshot), cache.limit)):
+        if cache.values[position] is None:
+            text = _card_json(snapshot.card(position), shape)
+            if text is not None:
+                cache.put(position, text)
+                written += 1
+    return written
 
 
 class ProductSerializer(serializers.Serializer):

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property, partial
 
@@ -117,12 +117,13 @@ class Catalog:
 WHOLE_CATALOG = Catalog()
 
 
-@dataclass(frozen=True)
+@dataclass
 class SimilarItem:
     """A product in a similar-items list: final score orders the list.
 
     Its card is given, or kept as its place in the catalog store (`StoredCard`) and read on
-    first use: the API writes a stored card's JSON from its cache without it.
+    first use: the API writes a stored card's JSON from its cache without it. (Not frozen:
+    a frozen dataclass takes three times as long to make, and a call makes twelve or more.)
     """
 
     source: Card | StoredCard
@@ -460,8 +461,11 @@ def similar_to_product(
             raise Product.DoesNotExist(f"No product {product_id} in this catalog.")
     lists = serving_neighbours(manifest)
     row = lists.row(product_id) if lists is not None else None
-    xq = _indexed_vector(index, product_id)
-    if xq is None:
+    if row is not None:
+        # Its lists are its index version's, so the index holds it: its vector is read only
+        # if the row falls short.
+        xq = partial(index.reconstruct, product_id)
+    elif (xq := _indexed_vector(index, product_id)) is None:
         if snapshot is not None:
             product = snapshot.card(position).product()
         elif product is None or product.pk != product_id:
@@ -482,7 +486,9 @@ def similar_to_product(
     )
     if snapshot is None:
         return result
-    return replace(result, anchor=StoredCard(snapshot, position))
+    return SimilarResult(
+        result.items, result.model_id, result.index_version, StoredCard(snapshot, position)
+    )
 
 
 def _indexed_vector(index, product_id: int) -> np.ndarray | None:
@@ -568,7 +574,7 @@ class _Shown:
 
 def _similar(
     serving: tuple[object, vector_index.Manifest],
-    xq: np.ndarray,
+    xq: np.ndarray | Callable[[], np.ndarray],
     k: int,
     *,
     filters: SimilarFilters,
@@ -582,10 +588,11 @@ def _similar(
     """Search with a post-processed query vector; keep available candidates; rerank.
 
     `row` is the query product's neighbour list (recommender.neighbours), used instead of
-    searching while it holds enough candidates. Candidates are kept by the catalog store's
-    snapshot when there is one, else by the database. An `anchor` given as an id is the
-    product the items look like, read from `catalog` in the same query as the first
-    candidates (Product.DoesNotExist if it is not there).
+    searching while it holds enough candidates; `xq` may then be a function that reads it.
+    Candidates are kept by the catalog store's snapshot when there is one, else by the
+    database. An `anchor` given as an id is the product the items look like, read from
+    `catalog` in the same query as the first candidates (Product.DoesNotExist if it is not
+    there).
     """
     index, manifest = serving
     product = anchor if isinstance(anchor, Product) else None
@@ -602,6 +609,8 @@ def _similar(
             # The stored search of this product: a longer one only appends candidates.
             D, I, n = row["sim"][None], row["id"][None], len(row)
         else:
+            if callable(xq):
+                xq = xq()
             D, I = vector_index.search(index, xq, n)
         if snapshot is not None:
             shown = _shown_in_store(snapshot, D[0], I[0], filters, exclude)

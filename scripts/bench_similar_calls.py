@@ -6,8 +6,9 @@ middleware, key check, rate limits in Redis, usage counting, search, JSON) with 
 cache, product ids drawn uniformly, on the catalog scripts/bench_api.py builds (its --quick
 one of 5,000 products by default; built here when missing). Each variant runs in turn for a
 few rounds, the same ids in the same order, beside the keyed no-op endpoint for scale; wall
-time includes PostgreSQL's answers, CPU time is this process's alone. Prints the figures (no
-report file); --profile prints where a call with the store and the neighbour lists spends its time.
+time includes PostgreSQL's answers, CPU time is this process's alone. As in a gunicorn worker,
+the store is loaded and every card's JSON written first. Prints the figures (no report file);
+--profile prints where a call with the store and the neighbour lists spends its time.
 
 Usage:
   python scripts/bench_similar_calls.py [--calls 500] [--rounds 3] [--products 5000] [--profile]
@@ -93,6 +94,12 @@ def main() -> None:
     from django.test import Client, override_settings
 
     client = Client(HTTP_HOST="127.0.0.1", headers={"Authorization": f"Bearer {key}"})
+    # As a gunicorn worker starts (gunicorn.conf.py): the store loaded, every card's JSON written.
+    from recommender.catalog_store import catalog_snapshot
+    from recommender.serializers import card_texts_fill
+    from recommender.services import serving_version
+
+    card_texts_fill(catalog_snapshot(index_version=serving_version()))
     rng = random.Random(0)
     figures: dict[str, list[tuple[float, float]]] = {name: [] for name in [*VARIANTS, NOOP]}
     for round_ in range(args.rounds + 1):

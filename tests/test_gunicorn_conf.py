@@ -24,8 +24,11 @@ def test_a_worker_loads_the_index_and_store_then_freezes_what_it_loaded(small_ca
     try:
         # when a worker has started
         conf["post_worker_init"](worker)
-        # then the catalog store is loaded and what was loaded is out of the collector's walks
-        assert catalog_store._store._snapshot is not None
+        # then the catalog store is loaded, the API's JSON of every card is written, and what
+        # was loaded is out of the collector's walks
+        snapshot = catalog_store._store._snapshot
+        assert snapshot is not None
+        assert [cache.filled for cache in snapshot.derived.values()] == [len(snapshot)]
         assert gc.get_freeze_count() > 1000
     finally:
         gc.unfreeze()

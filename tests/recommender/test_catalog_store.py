@@ -543,3 +543,105 @@ def test_the_direct_writer_escapes_what_the_renderer_escapes(catalog, rf, text) 
     # then the bytes are the same, and they read back as the text
     assert direct == rendered
     assert text in {item["title"] for item in json.loads(direct)["results"]}
+
+
+def test_cards_written_for_one_origin_serve_another(catalog, rf, settings) -> None:
+    from rest_framework.renderers import JSONRenderer
+
+    from recommender.serializers import similar_results_data, similar_results_json
+
+    # given a store whose cards' JSON was written for a response to one host
+    settings.ALLOWED_HOSTS = ["shop.example.com", "partner.example.org"]
+    result = similar_to_product(catalog[3].pk, 12)
+    first = rf.get("/", HTTP_HOST="shop.example.com")
+    similar_results_json(result, first, result.product)
+    # when another host, over https, gets the same products
+    second = rf.get("/", HTTP_HOST="partner.example.org", secure=True)
+    direct = similar_results_json(result, second, result.product)
+    # then its links are its own, byte for byte as the renderer writes them
+    assert direct == JSONRenderer().render(similar_results_data(result, second, result.product))
+    assert b"https://partner.example.org/" in direct and b"shop.example.com" not in direct
+
+
+def test_a_new_snapshot_keeps_the_card_json_of_unchanged_rows_only(catalog, rf) -> None:
+    from recommender.serializers import card_texts_fill, link_shape, similar_results_json
+
+    # given a store with every card's JSON written, its rows written a while ago (a sync
+    # reads again what changed in the last few seconds before the previous one)
+    earlier = timezone.now() - dt.timedelta(minutes=5)
+    Product.objects.update(updated_at=earlier)
+    PhotoScore.objects.update(created_at=earlier)
+    catalog_store.store_clear()
+    old = catalog_store.catalog_snapshot()
+    assert card_texts_fill(old) == len(old)
+    texts = old.derived[link_shape().key].values
+    # when one product is renamed
+    renamed = catalog[9]
+    with committed():
+        product_update(Product.objects.get(pk=renamed.pk), title="Renamed ‘boot’")
+    new = catalog_store.catalog_snapshot()
+    # then the next snapshot keeps the others' JSON as it was and writes the renamed one anew
+    assert new is not old
+    kept = new.derived[link_shape().key].values
+    for product in catalog:
+        before, after = old.position(product.pk), new.position(product.pk)
+        if product.pk == renamed.pk:
+            assert kept[after] is None
+        else:
+            assert kept[after] is texts[before]
+    query = next(p for p in catalog if renamed.pk in shown(p.pk))
+    result = similar_to_product(query.pk, 39)
+    body = json.loads(similar_results_json(result, rf.get("/"), result.product))
+    assert {item["title"] for item in body["results"] if item["id"] == renamed.pk} == {
+        "Renamed ‘boot’"
+    }
+    # and a renamed category starts the cache afresh (every card of it reads differently)
+    boots = Category.objects.get(slug="boots")
+    boots.name = "Winter boots"
+    with committed():
+        boots.save()
+    assert catalog_store.catalog_snapshot().derived == {}
+
+
+def test_a_card_with_links_that_depend_on_the_request_is_written_for_each(
+    catalog, rf, settings
+) -> None:
+    from rest_framework.renderers import JSONRenderer
+
+    from recommender.serializers import link_shape, similar_results_data, similar_results_json
+
+    # given photos served from a scheme-relative address (its scheme is the request's)
+    settings.MEDIA_URL = "//cdn.example.net/media/"
+    result = similar_to_product(catalog[3].pk, 12)
+    for secure in (False, True):
+        request = rf.get("/", secure=secure)
+        # when the API writes the list over http, then over https
+        direct = similar_results_json(result, request, result.product)
+        # then each gets its own scheme, as the renderer writes it, and no card is kept
+        rendered = JSONRenderer().render(similar_results_data(result, request, result.product))
+        assert direct == rendered
+        scheme = "https" if secure else "http"
+        assert f'"image_url":"{scheme}://cdn.example.net/media/'.encode() in direct
+    cache = catalog_store.catalog_snapshot().derived[link_shape().key]
+    assert cache.filled == 0
+
+
+@pytest.mark.parametrize("dense", [True, False], ids=["table", "binary search"])
+def test_candidates_are_found_by_id_with_a_table_or_by_binary_search(catalog, dense) -> None:
+    # given the store's snapshot, its ids looked up in a table or (too sparse) by binary search
+    snapshot = catalog_store.catalog_snapshot()
+    assert snapshot.where is not None
+    if not dense:
+        snapshot.where = None
+    ids = snapshot.ids
+    # when ids of every kind are looked up: present, absent, beyond both ends, faiss's -1
+    asked = np.array(
+        [ids[3], -1, ids[0] - 1, ids[-1] + 1, ids[-1] + 2, 2**62, ids[-1], -(2**40), ids[7]]
+    )
+    indices, positions = snapshot.shown(asked, NO_FILTERS, exclude={int(ids[7])})
+    # then only the ones here are found, where they are
+    assert indices.tolist() == [0, 6] and positions.tolist() == [3, len(ids) - 1]
+    assert snapshot.position(int(ids[5])) == 5
+    assert [snapshot.position(i) for i in (-1, int(ids[-1]) + 1, 2**63 - 1)] == [-1, -1, -1]
+    # and a table is made only while ids are dense enough for one
+    assert catalog_store._where(np.array([1, 2, 10**9])) is None

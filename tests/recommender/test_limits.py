@@ -163,3 +163,29 @@ def test_counters_are_peeked_in_the_same_round_trip(merchant, request, backend) 
     cache.incr("catalog-version")
     assert limits_check(1, limits, peek=("catalog-version",)) == [42]
     assert limits_check(1, limits) == []
+
+
+def test_calls_share_one_redis_client_and_count_as_before(merchant, redis_cache) -> None:
+    from unittest import mock
+
+    from django.core.cache.backends.redis import RedisCacheClient
+
+    from recommender.limits import Limit, LimitExceeded
+
+    # given Django's cache on Redis, which makes a new client for each of its own operations
+    made = []
+    real = RedisCacheClient.get_client
+
+    def counted(self, *args, **kwargs):
+        made.append(self)
+        return real(self, *args, **kwargs)
+
+    limits = [Limit("burst", 3, 60)]
+    with mock.patch.object(RedisCacheClient, "get_client", counted):
+        # when a key makes calls up to its limit and one more
+        for _ in range(3):
+            limits_check(7, limits, now=1_000.0)
+        with pytest.raises(LimitExceeded):
+            limits_check(7, limits, now=1_000.0)
+    # then the limits made one client for all of them, and counted every call
+    assert len(made) == 1
