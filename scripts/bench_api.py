@@ -16,7 +16,7 @@ in turn, so that the machine's drift in speed (its cores are shared) reaches the
 
 Usage:
   python scripts/bench_api.py [--quick] [--out docs/benchmarks] [--products N]
-         [--seconds 6] [--rounds 3] [--rebuild]
+         [--seconds 6] [--rounds 3] [--variants 3,4] [--rebuild]
          [--database-url postgres://postgres@127.0.0.1:5432/lookalike_bench_api]
 Needs wrk (`apt-get install -y wrk`), PostgreSQL and Redis on this machine.
 Expected wall time on 2 quiet cores: the first full run builds the catalog (about 3 minutes:
@@ -482,6 +482,9 @@ def main() -> None:
     parser.add_argument("--products", type=int)
     parser.add_argument("--seconds", type=int, help="length of each measured load (whole seconds)")
     parser.add_argument("--rounds", type=int, help="measured loads per scenario, taken in turn")
+    parser.add_argument(
+        "--variants", help="only these server variants, by number in the table (e.g. 3,4)"
+    )
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--database-url", default=DEFAULT_DB)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/4")
@@ -537,6 +540,12 @@ def main() -> None:
 
     connections.close_all()
     variants = VARIANTS_QUICK if args.quick else VARIANTS_FULL
+    if args.variants:
+        parts = [n.strip() for n in args.variants.split(",")]
+        numbers = [int(n) for n in parts if n.isdigit()]
+        if len(numbers) != len(parts) or not all(1 <= n <= len(variants) for n in numbers):
+            sys.exit(f"--variants: numbers from 1 to {len(variants)}, e.g. 3,4")
+        variants = [variants[n - 1] for n in numbers]
     with tempfile.TemporaryDirectory() as scripts:
         plan = scenarios(Path(scripts), first, args.products)
         results = [
