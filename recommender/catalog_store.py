@@ -353,8 +353,8 @@ class CatalogSnapshot:
 
 
 # Positions are looked up in a table indexed by product id while ids are no sparser than this
-# (most are: they count up from 1). A similar-items call looks up 64 candidates: a binary search
-# over 100,000 ids is 17 dependent reads each, most of them missing the CPU's caches.
+# (most are: they count up from 1). A similar-items call looks up 64 candidates: among 100,000
+# products a binary search took 12 us for them, the table 2 (ids of random rows, one process).
 WHERE_MAX_SPARSENESS = 8
 
 
