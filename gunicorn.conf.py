@@ -31,8 +31,8 @@ def post_worker_init(worker) -> None:
     from django.db import DatabaseError
 
     from recommender import index as vector_index
+    from recommender import serializers  # noqa: F401 (writes the cards' JSON on each load)
     from recommender.catalog_store import catalog_snapshot
-    from recommender.serializers import card_texts_fill
     from recommender.services import serving_index
 
     try:
@@ -41,14 +41,11 @@ def post_worker_init(worker) -> None:
         worker.log.warning("No usable index yet; similar items answer 503 until there is one")
         index_version = 0
     try:
-        snapshot = catalog_snapshot(index_version=index_version)
+        # With the API's JSON of each card (recommender.serializers.card_texts_fill, run on
+        # every full load: LOOKALIKE_API_CARD_CACHE_SIZE cards at most, 100,000 in about 0.6 s).
+        catalog_snapshot(index_version=index_version)
     except DatabaseError as exc:
         worker.log.warning("Catalog store not loaded (%s); the first similar-items call will", exc)
-    else:
-        if snapshot is not None:
-            # The API's JSON of each card, written now (LOOKALIKE_API_CARD_CACHE_SIZE of them
-            # at most: 100,000 in about 0.6 s) rather than by the calls that first show them.
-            card_texts_fill(snapshot)
     # What the worker has loaded by now (Django, the model's libraries, the index, the store:
     # about 430,000 objects) lives as long as the worker: kept out of the garbage collector's
     # walks, whose full collections took 0.23 s each and showed as 150-170 ms p99 spikes.

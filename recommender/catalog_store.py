@@ -27,7 +27,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from itertools import islice
 from typing import TYPE_CHECKING, NamedTuple
@@ -527,6 +527,8 @@ class CatalogStore:
             or not 0 <= self._reload_at - started <= 1.1 * RELOAD_SECONDS
         ):
             self._snapshot = snapshot_load(scorer)
+            for fill in _after_load:
+                fill(self._snapshot)
             self._reload_at = started + RELOAD_SECONDS * random.uniform(0.9, 1.1)
         else:
             self._snapshot = _synced(self._snapshot, self._since - MARGIN, scorer)
@@ -572,6 +574,15 @@ def _reconciled(snapshot: CatalogSnapshot, active: QuerySet[Product], scorer) ->
 
 
 _store = CatalogStore()
+# Run on every snapshot a process loads in full (as it starts, then every RELOAD_SECONDS),
+# which no earlier snapshot passes anything on to: the API's JSON of every card is written then.
+_after_load: list[Callable[[CatalogSnapshot], object]] = []
+
+
+def after_load(fill: Callable[[CatalogSnapshot], object]) -> None:
+    """Have `fill` run on each snapshot this process loads in full, before it serves."""
+    if fill not in _after_load:
+        _after_load.append(fill)
 
 
 def catalog_snapshot(version: int | None = None, index_version: int = 0) -> CatalogSnapshot | None:

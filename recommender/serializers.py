@@ -18,7 +18,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from embeddings.preprocess import parse_box
-from recommender.catalog_store import Card, StoredCard
+from recommender import catalog_store
+from recommender.catalog_store import Card, CatalogSnapshot, StoredCard
 from recommender.services import SimilarItem, SimilarResult
 from shop.images import plain_name, stored_url, stored_url_prefix
 from shop.models import Product
@@ -350,12 +351,14 @@ def _card_json_of(card: Card, request) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))[:-1]
 
 
-def card_texts_fill(snapshot) -> int:
+def card_texts_fill(snapshot: CatalogSnapshot) -> int:
     """Write the JSON of every card the snapshot's cache has room for; returns how many.
 
-    A web worker does this as it starts (about 6 us a card). Otherwise the calls write the
-    cards they show first: with 100,000 products and every product as likely to be asked
-    for, most cards a call shows are unwritten until the worker has shown some 100,000.
+    Runs on each snapshot the catalog store loads in full: as a web worker starts, then every
+    10 minutes (about 6 us a card). Otherwise the calls would write the cards they show
+    first: with 100,000 products and every product as likely to be asked for, most cards a
+    call showed were unwritten until the worker had shown some 100,000. A sync in between
+    carries the JSON over for the rows it leaves unchanged.
     """
     shape = link_shape()
     cache = snapshot.cache(shape.key, settings.LOOKALIKE_API_CARD_CACHE_SIZE)
@@ -369,6 +372,9 @@ def card_texts_fill(snapshot) -> int:
                 cache.put(position, text)
                 written += 1
     return written
+
+
+catalog_store.after_load(card_texts_fill)
 
 
 class ProductSerializer(serializers.Serializer):
