@@ -121,9 +121,7 @@ class Extractor:
         if self.device.type == "cuda" and batch.device.type == "cpu":
             # A pinned (page-locked) host buffer lets the copy run asynchronously.
             batch = batch.pin_memory().to(self.device, non_blocking=True)
-        if self.dtype is not None:
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        return batch
+        return batch.contiguous(memory_format=torch.channels_last)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:
@@ -165,9 +163,10 @@ def _build_extractor(
     model, weights_id = backbone.load(weights_file, download, fold=fold)
     target = pick_device(device)
     dtype = pick_dtype(target, precision)
-    if dtype is not None:
-        # channels_last lets oneDNN / cuDNN pick their fastest convolution kernels.
-        model = model.to(memory_format=torch.channels_last)
+    # channels_last lets oneDNN / cuDNN pick their fastest convolution kernels, in fp32 too:
+    # on 2 AVX2 cores (no AVX-512), fp32 ResNet-50 ran 12.5 img/s at batch 32 against 8.7
+    # in NCHW, EfficientNet-Lite0 37.8 against 23.5 (scripts/bench_embedding.py).
+    model = model.to(memory_format=torch.channels_last)
     model = model.to(target)
     if compile:
         model = compiled(model, target)

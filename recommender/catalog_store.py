@@ -230,7 +230,8 @@ class CatalogSnapshot:
         # card), kept while the snapshot serves: a new snapshot takes the values of the rows
         # it keeps unchanged, so they are never older than the rows.
         self.derived: dict[Hashable, PositionCache] = {}
-        self.where = _where(self.ids)
+        self.where = columns.id_table(self.ids)
+        self.gate = _gate(self.merchant, self.stock)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -258,18 +259,23 @@ class CatalogSnapshot:
         if self.where is not None:
             # Out of range (faiss's -1 included) clips to an end of the table: -1 there.
             positions = self.where.take(ids + 1, mode="clip")
-            keep = positions >= 0
         else:
             positions = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
-            keep = self.ids[positions] == ids
+            positions[self.ids[positions] != ids] = -1
+        # Position -1 (not here) reads the last row below; `keep` is false for it.
+        merchant = filters.merchant_id
+        if filters.in_stock and merchant is not None:
+            keep = self.gate.take(positions) == 2 * merchant + 1
+        else:
+            keep = positions >= 0
+            if filters.in_stock:
+                keep &= self.stock[positions] > 0
+            if merchant is not None:
+                keep &= self.merchant[positions] == merchant
         for product_id in exclude:
             keep &= ids != product_id
-        if filters.in_stock:
-            keep &= self.stock[positions] > 0
         if filters.category:
             keep &= self.category[positions] == self.category_ids.get(filters.category, -1)
-        if filters.merchant_id is not None:
-            keep &= self.merchant[positions] == filters.merchant_id
         if filters.min_price is not None:
             least = (filters.min_price * 100).to_integral_value(ROUND_CEILING)
             keep &= self.cents[positions] >= int(least)
@@ -348,25 +354,19 @@ class CatalogSnapshot:
     def memory_bytes(self) -> int:
         """What the snapshot holds in memory, roughly (its columns and rows kept aside)."""
         odd = sum(sum(map(sys.getsizeof, row)) + 100 for row in self.odd.values())
-        where = 0 if self.where is None else self.where.nbytes
-        return sum(column.nbytes for column in self.table.values()) + odd + where
+        lookups = self.gate.nbytes + (0 if self.where is None else self.where.nbytes)
+        return sum(column.nbytes for column in self.table.values()) + odd + lookups
 
 
-# Positions are looked up in a table indexed by product id while ids are no sparser than this
-# (most are: they count up from 1). A similar-items call looks up 64 candidates: among 100,000
-# products a binary search took 12 us for them, the table 2 (ids of random rows, one process).
-WHERE_MAX_SPARSENESS = 8
-
-
-def _where(ids: np.ndarray) -> np.ndarray | None:
-    """The position of each product id at [id + 1], -1 for ids not here (and at both ends, for
-    ids out of range); None when ids are too sparse for a table (binary search then)."""
-    top = int(ids[-1]) if len(ids) else -1
-    if not len(ids) or ids[0] < 0 or top + 3 > WHERE_MAX_SPARSENESS * len(ids) + 65_536:
-        return None
-    where = np.full(top + 3, -1, dtype=np.int32)
-    where[ids + 1] = np.arange(len(ids), dtype=np.int32)
-    return where
+def _gate(merchant: np.ndarray, stock: np.ndarray) -> np.ndarray:
+    """2 * merchant + 1 where in stock (+ 0 where not), by position, and -2 after the last row:
+    the default filters (the key's merchant, in stock) read a candidate in one gather and
+    look for an odd value, which neither a product out of stock nor the position -1 (not
+    here, which reads the -2) has, whatever the merchant's id."""
+    gate = np.empty(len(merchant) + 1, np.int64)
+    np.add(merchant * 2, stock > 0, out=gate[:-1])
+    gate[-1] = -2
+    return gate
 
 
 class PositionCache:

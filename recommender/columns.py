@@ -119,3 +119,20 @@ def concat(columns: Sequence):
     if isinstance(columns[0], np.ndarray):
         return np.concatenate(columns)
     return type(columns[0]).concat(columns)
+
+
+# Positions are looked up in a table indexed by product id while ids are no sparser than this
+# (most are: they count up from 1). A similar-items call looks up 64 candidates: among 100,000
+# products a binary search took 12 us for them, the table 2 (ids of random rows, one process).
+ID_TABLE_MAX_SPARSENESS = 8
+
+
+def id_table(ids: np.ndarray) -> np.ndarray | None:
+    """For ascending ids, the position of each id at [id + 1], -1 for ids not here (and at both
+    ends, for ids out of range); None when ids are too sparse for a table (binary search then)."""
+    top = int(ids[-1]) if len(ids) else -1
+    if not len(ids) or ids[0] < 0 or top + 3 > ID_TABLE_MAX_SPARSENESS * len(ids) + 65_536:
+        return None
+    table = np.full(top + 3, -1, dtype=np.int32)
+    table[ids + 1] = np.arange(len(ids), dtype=np.int32)
+    return table

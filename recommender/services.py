@@ -638,11 +638,8 @@ def _shown_in_store(
 ) -> _Shown:
     """Candidates still shown, kept by the catalog store (what _keep_available reads)."""
     indices, positions = snapshot.shown(ids, filters, exclude)
-    return _Shown(
-        scores[indices],
-        snapshot.score[positions],
-        lambda i: StoredCard(snapshot, int(positions[i])),
-    )
+    at = positions.tolist()  # (one conversion, not one per card shown)
+    return _Shown(scores[indices], snapshot.score[positions], lambda i: StoredCard(snapshot, at[i]))
 
 
 # The category of a candidate comes in the same query as its card.

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
-from recommender import catalog_store
+from recommender import catalog_store, columns
 from recommender.catalog_store import catalog_changed, live_scorer_version
 from recommender.embedding import current_extractor
 from recommender.keys import api_key_create
@@ -510,6 +510,21 @@ def test_the_response_builder_gives_what_the_documented_serializer_gives(
     assert any(item.product.image == "legacy/17.JPG" for item in result.items)
 
 
+def test_scores_are_written_with_the_digits_round_and_repr_give() -> None:
+    from recommender.serializers import _decimals
+
+    # given halfway and near-halfway values, signs, zeros, the ends of the fast way and
+    # beyond it, and many random scores on every scale the API writes
+    rng = np.random.default_rng(7)
+    values = [0.0, -0.0, 1.0, -1.0, 0.00005, 0.00015, -0.00004, 2.675, 0.12345, 99.99995, 1e-9,
+              123456.78905, 99_999_999_999.99, 1e11, -1e11, 3.5e15, 1e16, 2.0**60]  # fmt: skip
+    values += rng.uniform(-1, 1, 100_000).tolist() + rng.uniform(0, 100, 50_000).tolist()
+    values += (rng.integers(-(10**6), 10**6, 50_000) / 10**5 + 5e-5).tolist()  # halfway
+    values += rng.uniform(-1, 1, 20_000).astype(np.float32).astype(float).tolist()
+    # then each one's text is what the serializer's round(value, 4) gives as JSON
+    assert _decimals(values) == [repr(round(v, 4)) for v in values]
+
+
 # ---------------------------------------------------------------------------- threads
 
 
@@ -666,5 +681,16 @@ def test_candidates_are_found_by_id_with_a_table_or_by_binary_search(catalog, de
     assert indices.tolist() == [0, 6] and positions.tolist() == [3, len(ids) - 1]
     assert snapshot.position(int(ids[5])) == 5
     assert [snapshot.position(i) for i in (-1, int(ids[-1]) + 1, 2**63 - 1)] == [-1, -1, -1]
+    # and with the key's merchant and in stock (one gather), only its stocked products are
+    merchant = int(snapshot.merchant[3])
+    everyone = np.concatenate([ids, [-1, ids[-1] + 1, 2**62]])
+    gated, at = snapshot.shown(everyone, SimilarFilters(merchant_id=merchant), exclude=set())
+    expected = [
+        i for i in range(len(ids)) if snapshot.merchant[i] == merchant and snapshot.stock[i] > 0
+    ]
+    assert gated.tolist() == at.tolist() == expected
+    assert 0 < len(expected) < len(ids) and (snapshot.stock == 0).any()
+    for nobody in (-1, 0, 10**9):
+        assert not snapshot.shown(everyone, SimilarFilters(merchant_id=nobody), set())[0].size
     # and a table is made only while ids are dense enough for one
-    assert catalog_store._where(np.array([1, 2, 10**9])) is None
+    assert columns.id_table(np.array([1, 2, 10**9])) is None

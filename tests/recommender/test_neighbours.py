@@ -82,6 +82,13 @@ def test_lists_are_read_memory_mapped_and_missing_ones_are_looked_for_again(tmp_
     assert not found.lists.flags.owndata and isinstance(found.lists.base, np.memmap)
     assert found.row(10)["id"][0] == 10
     assert found.row(9) is None and found.row(61) is None
+    # and a row is found alike by the id table and (ids too sparse for one) by binary search
+    asked = [10, 35, 59, 9, 60, -1, -(2**40), 2**62, 2**63 - 1]
+    assert found.where is not None
+    by_table = [None if row is None else int(row["id"][0]) for row in map(found.row, asked)]
+    found.where = None
+    by_search = [None if row is None else int(row["id"][0]) for row in map(found.row, asked)]
+    assert by_table == by_search == [10, 35, 59, None, None, None, None, None, None]
     # and they are not taken for another version's, nor for another index with that number
     assert reader.lists(4, SHA) is None
     assert reader.lists(3, "0f" * 32) is None
