@@ -262,7 +262,7 @@ class CatalogSnapshot:
         else:
             positions = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
             positions[self.ids[positions] != ids] = -1
-        # Position -1 (not here) reads the last row below; `keep` is false for it.
+        # Position -1 (not here) reads the gate's -2 or the last row below: `keep` is false.
         merchant = filters.merchant_id
         if filters.in_stock and merchant is not None:
             keep = self.gate.take(positions) == 2 * merchant + 1
@@ -359,10 +359,11 @@ class CatalogSnapshot:
 
 
 def _gate(merchant: np.ndarray, stock: np.ndarray) -> np.ndarray:
-    """2 * merchant + 1 where in stock (+ 0 where not), by position, and -2 after the last row:
-    the default filters (the key's merchant, in stock) read a candidate in one gather and
-    look for an odd value, which neither a product out of stock nor the position -1 (not
-    here, which reads the -2) has, whatever the merchant's id."""
+    """By position, 2 * merchant + (1 if in stock else 0), then -2 after the last row.
+
+    The default filters (the key's merchant, in stock) read a candidate in one gather and look
+    for 2 * merchant + 1: an odd value, which neither a product out of stock nor the position
+    -1 (not here: it reads the -2) has, whatever the merchant's id."""
     gate = np.empty(len(merchant) + 1, np.int64)
     np.add(merchant * 2, stock > 0, out=gate[:-1])
     gate[-1] = -2

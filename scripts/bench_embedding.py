@@ -185,8 +185,8 @@ def bench_backbone(
     The naive way, the pipeline (and the compiled pipeline) take turns over three rounds;
     so do the model-only variants.
     """
-    # The naive way runs the network as its authors wrote it: batch norms not folded.
-    # and in NCHW, as torchvision builds it (the product's extractor is channels_last).
+    # The naive way runs the network as its authors wrote it: batch norms not folded, and in
+    # NCHW, as torchvision builds it (the product's extractor is channels_last).
     naive = _build_extractor(name, weights, "cpu", "fp32", download=False, fold=False)
     naive.model.to(memory_format=torch.contiguous_format)
     fast = _build_extractor(name, weights, "cpu", "auto", download=False)
