@@ -29,7 +29,8 @@ test: install browser
 
 # Benchmarks (issue 7): each script measures its baseline in the same run and writes a section
 # into docs/benchmarks/; bench_report.py assembles docs/benchmarks.md. About 30 min on 2 cores.
-BENCH_SCRIPTS := bench_embedding bench_upload_search bench_index bench_api
+# bench_embedding_gpu needs a CUDA GPU (about 6 min on an H100) and skips itself without one.
+BENCH_SCRIPTS := bench_embedding bench_embedding_gpu bench_upload_search bench_index bench_api
 
 bench: install
 	@for script in $(BENCH_SCRIPTS); do echo "== $$script"; $(PY) scripts/$$script.py || exit 1; done

@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -18,3 +19,12 @@ app.conf.beat_schedule = {
         "schedule": 7 * 24 * 3600,
     },
 }
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _embeds_in_bulk(**kwargs) -> None:
+    """A worker embeds catalogs in bulk: LOOKALIKE_COMPILE=auto may compile its backbone."""
+    from recommender.embedding import mark_bulk_process
+
+    mark_bulk_process()

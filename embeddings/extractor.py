@@ -176,22 +176,25 @@ def _build_extractor(
 
 
 def compiled(model: nn.Module, device: torch.device) -> nn.Module:
-    """The model's forward and feature maps through torch.compile (CUDA graphs on a GPU).
+    """The model's forward and feature maps through torch.compile (inductor, default mode).
 
     On a CPU, inductor freezes the weights: constants folded, oneDNN convolutions with their
     activations fused and weights pre-packed for bf16 (ResNet-50 bf16 on 2 cores: 86.6 against
     63.2 img/s model only, 71.5 against 55.5 end to end, eager with folded batch norms being
     the baseline: docs/benchmarks.md). Worth it for long runs at a fixed batch size; compiling
-    takes 5-60 s, and each new batch size compiles again, so it is off unless
-    LOOKALIKE_COMPILE asks for it.
+    takes 5-60 s, and each new batch size compiles again, so LOOKALIKE_COMPILE decides where
+    (``recommender.embedding.compile_backbone``). A compile that fails (no C compiler on
+    the host, say) logs a warning and leaves the model eager rather than failing the embedding.
     """
-    mode = "reduce-overhead" if device.type == "cuda" else None
+    import torch._dynamo
+
+    torch._dynamo.config.suppress_errors = True
     if device.type == "cpu":
         import torch._inductor.config as inductor
 
         inductor.freezing = True  # inference only: the weights never change after loading
-    model.forward = torch.compile(model.forward, mode=mode, dynamic=False)
-    model.feature_maps = torch.compile(model.feature_maps, mode=mode, dynamic=False)
+    model.forward = torch.compile(model.forward, dynamic=False)
+    model.feature_maps = torch.compile(model.feature_maps, dynamic=False)
     return model
 
 

@@ -18,12 +18,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ("embedding", "upload_search", "index", "api")
+ORDER = ("embedding", "embedding_gpu", "upload_search", "index", "api")
 TARGET_RE = re.compile(
     r"^\s*[-*]?\s*target:\s*(?P<target>.+?)\s+[—-]+\s+measured:\s*(?P<measured>.+?)"
     r"\s+[—-]+\s+(?P<verdict>.+?)\s*$",
     re.IGNORECASE,
 )
+
+
+def write_section(out: Path, part: str, result: dict, plot, markdown: str) -> None:
+    """A benchmark script's output: <part>.json (raw figures), <part>.png (``plot(path)``) and
+    <part>.md (the section this script assembles) in ``out``."""
+    (out / f"{part}.json").write_text(json.dumps(result, indent=2, default=str))
+    plot(out / f"{part}.png")
+    (out / f"{part}.md").write_text(markdown)
+    print(f"Wrote {out}/{part}.json, {part}.png, {part}.md")
 
 
 def sections(directory: Path) -> list[tuple[str, str]]:

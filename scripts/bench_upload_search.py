@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_embedding import machine_info  # noqa: E402
+from bench_report import write_section  # noqa: E402
 
 TARGET_P50_MS = 150.0
 PHONE_SIZES = [(1280, 960), (1600, 1200), (2048, 1536)]  # 1.2, 1.9 and 3.1 MP
@@ -460,10 +461,9 @@ def main() -> None:
         f"measured: {http['p50_ms']} ms — {verdict}"
     )
     command = "python scripts/bench_upload_search.py" + (" --quick" if args.quick else "")
-    (out / "upload_search.json").write_text(json.dumps(result, indent=2))
-    plot(result, out / "upload_search.png")
-    (out / "upload_search.md").write_text(markdown(result, command))
-    print(f"Wrote {out}/upload_search.json, upload_search.png, upload_search.md")
+    write_section(
+        out, "upload_search", result, lambda path: plot(result, path), markdown(result, command)
+    )
 
 
 if __name__ == "__main__":

@@ -7,14 +7,17 @@ cosine 0.999 of fp32, one photo at a time, decoded by PIL; drafted decoding stay
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.io import decode_jpeg
 
 from embeddings.extractor import _build_extractor
 from embeddings.images import decode_photo, decode_photos
+from embeddings.jpeg import _letterbox as letterbox_tensor
 from embeddings.jpeg import embed_jpegs, jpeg_batch
 from embeddings.pipeline import Pipeline, PipelineConfig, decode_side
 from embeddings.shopper import shopper_photos
@@ -110,6 +113,45 @@ def test_the_device_jpeg_batch_letterboxes_and_normalises(fp32) -> None:
     assert batch.shape == (1, 3, 224, 224)
     torch.testing.assert_close(batch[0, :, 5, 112], white, atol=0.05, rtol=0)
     assert batch[0, 0, 112, 112] > batch[0, 1, 112, 112] + 1
+
+
+@pytest.mark.parametrize("crop", ["centre", "letterbox", "stretch"])
+def test_photos_resized_together_match_the_per_photo_transforms(photos, fp32, crop) -> None:
+    # given photos of three sizes, two of each, in mixed order
+    datas = [jpeg(photo, side) for side in (300, 420, 300) for photo in photos[:2]]
+    datas.append(jpeg(photos[2], 420))
+    # when the batch is made with photos of a size resized together
+    batch = jpeg_batch(datas, fp32.backbone, crop, torch.device("cpu"))
+    # then each photo is what torchvision's transforms make of it alone, to one grey level
+    transform = fp32.backbone.tensor_transforms(crop)
+    decoded = [decode_jpeg(torch.frombuffer(bytearray(d), dtype=torch.uint8)) for d in datas]
+    one_by_one = torch.stack(
+        [transform(letterbox_tensor(i) if crop == "letterbox" else i) for i in decoded]
+    )
+    level = 1 / 255 / min(fp32.backbone.std)
+    assert batch.shape == one_by_one.shape == (len(datas), 3, 224, 224)
+    assert (batch - one_by_one).abs().max() <= level * 1.01
+
+
+def test_embedding_jpegs_in_several_batches_keeps_their_order(photos, fp32) -> None:
+    # given photos of different sizes, more than one batch of them
+    datas = [jpeg(photo, side) for side in (260, 380) for photo in photos]
+    # when they go through the prefetching path two at a time, and each alone
+    together = embed_jpegs(fp32, datas, crop="centre", batch_size=2)
+    alone = np.concatenate([embed_jpegs(fp32, [d], crop="centre") for d in datas])
+    # then the rows are the same photos in the same order
+    assert together.shape == (len(datas), fp32.dim)
+    assert cosines(together, alone).min() >= 0.9999
+
+
+def test_an_unreadable_jpeg_in_a_later_batch_raises_and_stops_the_decoder(photos, fp32) -> None:
+    # given good photos, then bytes that are not a JPEG in the third batch
+    datas = [jpeg(photo, 300) for photo in photos[:4]] + [b"\xff\xd8 not a jpeg"]
+    # when they are embedded two at a time, then the decoder's error reaches the caller
+    with pytest.raises(RuntimeError):
+        embed_jpegs(fp32, datas, crop="centre", batch_size=2)
+    # and no decoding thread is left behind
+    assert not [t for t in threading.enumerate() if t.name == "jpeg-decode"]
 
 
 def test_parallel_decoding_keeps_the_order_and_reports_unreadable_photos() -> None:
