@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from embeddings.extractor import DEFAULT_BATCH_SIZE, Extractor, load_extractor
+from embeddings.extractor import DEFAULT_BATCH_SIZE, Extractor, finite_rows, load_extractor
 from embeddings.postprocess import l2n
 from embeddings.preprocess import to_rgb
 from embeddings.registry import get_backbone
@@ -241,14 +241,23 @@ class Pipeline:
         shape = l2n(np.hstack(parts))
         config = self.config
         if not config.colour_weight and not config.layout_weight:
-            return shape
+            return self._finite(shape, images, views)
         # Shares of the cosine: shape + layout + colour = 1, so shape and layout dominate.
         out = [np.sqrt(1 - config.colour_weight - config.layout_weight) * shape]
         if config.layout_weight:
             out.append(np.sqrt(config.layout_weight) * layout)
         if config.colour_weight:
             out.append(np.sqrt(config.colour_weight) * colour_histograms(images))
-        return l2n(np.hstack(out))
+        return self._finite(l2n(np.hstack(out)), images, views)
+
+    def _finite(self, vectors: np.ndarray, images: list, views: Sequence[View]) -> np.ndarray:
+        """Rows that overflowed in reduced precision, computed again in fp32 (same weights)."""
+        fp32 = lambda: Pipeline(self.config, [e.full_precision() for e in self.extractors])  # noqa: E731
+        return finite_rows(
+            vectors,
+            "fp32" if all(e.dtype is None for e in self.extractors) else self.precision,
+            lambda rows: fp32()._embed([images[i] for i in rows], None, views),
+        )
 
     def _layout_dim(self, extractor: Extractor) -> int:
         probe = torch.zeros(1, 3, extractor.backbone.input_size, extractor.backbone.input_size)

@@ -202,13 +202,15 @@ def _embed_chunk(extractor, todo: dict[str, list[Product]], report: EmbedReport,
             hashes.append(image_hash)
         else:
             # An unreadable photo will not get better by retrying: record why, move on.
-            reason = f"The stored photo could not be read: {image}"
-            for product in products:
-                report.failed[product.pk] = reason
-            Product.objects.filter(pk__in=[p.pk for p in products]).update(
-                embedding_status=EmbeddingStatus.FAILED, embedding_error=reason[:500]
-            )
+            _fail(products, f"The stored photo could not be read: {image}", report)
     xb = extractor.embed(images)
+    finite = np.isfinite(xb).all(axis=1)
+    for i in np.flatnonzero(~finite):
+        # Even in fp32 (the extractor computes overflowed rows again): the model is broken
+        # for this photo, and a non-finite vector would poison every search it takes part in.
+        reason = "The photo's vector was not finite (inf or NaN): upload another photo."
+        _fail(todo[hashes[i]], reason, report)
+    xb, hashes = xb[finite], [h for h, ok in zip(hashes, finite, strict=True) if ok]
     rows = [
         ImageVector(image_hash=h, model_id=extractor.model_id, dim=xb.shape[1], vector=v.tobytes())
         for h, v in zip(hashes, xb, strict=True)
@@ -220,6 +222,15 @@ def _embed_chunk(extractor, todo: dict[str, list[Product]], report: EmbedReport,
     report.embedded += sum(len(todo[h]) for h in hashes)
     if progress:
         progress(sum(len(products) for products in todo.values()))
+
+
+def _fail(products: list[Product], reason: str, report: EmbedReport) -> None:
+    """Record why these products (sharing one photo) have no vector."""
+    for product in products:
+        report.failed[product.pk] = reason
+    Product.objects.filter(pk__in=[p.pk for p in products]).update(
+        embedding_status=EmbeddingStatus.FAILED, embedding_error=reason[:500]
+    )
 
 
 def _mark(hashes: set[str], products: list[Product], status: str) -> None:

@@ -240,3 +240,29 @@ def test_a_single_query_search_leaves_the_thread_setting_as_it_was(small_catalog
     faiss.omp_set_num_threads(2)
     vector_index.search(index, index.reconstruct(small_catalog[0].pk), 3)
     assert faiss.omp_get_max_threads() == 2
+
+
+def test_a_photo_whose_vector_is_not_finite_even_in_fp32_fails_and_stores_nothing(
+    small_catalog, tmp_path
+) -> None:
+    # given an fp32 extractor whose last convolution overflows even fp32 for every photo
+    import torch
+
+    from embeddings.extractor import _build_extractor
+    from embeddings.registry import get_backbone
+
+    weights = tmp_path / "resnet18.pth"
+    torch.save(get_backbone("resnet18").build().state_dict(), weights)
+    broken = _build_extractor("resnet18", str(weights), "cpu", "fp32", download=False)
+    last = [m for m in broken.model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.weight.mul_(1e38)
+    product = small_catalog[0]
+    # when its photo is embedded with it
+    report = products_embed([product.pk], extractor=broken)
+    # then the product fails with a reason that says what to do, and no vector is stored
+    product.refresh_from_db()
+    assert product.embedding_status == EmbeddingStatus.FAILED
+    assert "not finite" in product.embedding_error and "another photo" in product.embedding_error
+    assert list(report.failed) == [product.pk]
+    assert not ImageVector.objects.filter(model_id=broken.model_id).exists()
