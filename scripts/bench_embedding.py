@@ -155,6 +155,48 @@ def decode_stages(datas: list[bytes], side: int) -> dict:
     return {k: round(v, 1) for k, v in out.items()}
 
 
+def ceiling(extractor: Extractor, naive_img_s: float) -> dict:
+    """What this CPU can do at best for a backbone: its work per photo, and the fastest fp32
+    kernels torch has here (a large matrix product and a 3x3 convolution, all threads).
+
+    Photos per second cannot exceed (best kernel rate) / (work per photo): the model's own
+    layers run at or below it. Against the naive rate this says which ratios fp32 can reach.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    side = extractor.backbone.input_size
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        extractor.model(torch.randn(1, 3, side, side))
+    gflop = counter.get_total_flops() / 1e9
+
+    def best_rate(run: Callable[[], object], flops: float, repeat: int = 5) -> float:
+        run()
+        fastest = min(timed(run)[0] for _ in range(repeat))
+        return flops / fastest / 1e9
+
+    n = 4096
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1).eval().to(memory_format=torch.channels_last)
+    x = torch.randn(32, 256, 28, 28).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as conv_counter:
+            conv(x)
+        rates = {
+            f"matmul {n}x{n}": best_rate(lambda: torch.mm(a, b), 2 * n**3),
+            "conv 3x3, 256 channels, batch 32, channels_last": best_rate(
+                lambda: conv(x), conv_counter.get_total_flops()
+            ),
+        }
+    best = max(rates.values())
+    return {
+        "gflop_per_img": round(gflop, 2),
+        "fp32_gflop_s": {label: round(rate, 1) for label, rate in rates.items()},
+        "fp32_ceiling_img_s": round(best / gflop, 1),
+        "fp32_ceiling_ratio": round(best / gflop / naive_img_s, 2),
+        "naive_gflop_s": round(naive_img_s * gflop, 1),
+    }
+
+
 def alternated(runs: dict[str, Callable[[], object]], rounds: int = 3) -> dict[str, tuple]:
     """(median seconds, last result) of each run, the runs taking turns round by round.
 
@@ -224,6 +266,8 @@ def bench_backbone(
     row["pipeline_img_s"] = round(n_pipe / seconds, 1)
     row["ratio"] = round(row["pipeline_img_s"] / row["naive_img_s"], 2)
     row["cosine_pipeline_vs_naive"] = cosines(xn, xp[:n_naive])
+    if compile_too:
+        row["ceiling"] = ceiling(naive, row["naive_img_s"])
     for run in forwards.values():
         run()  # warm-up (the compiled model compiled above)
     model = {label: (n / s) for label, (s, n) in alternated(forwards).items()}
@@ -304,6 +348,8 @@ def print_backbone(row: dict) -> None:
     print(f"  preprocessing alone {row['preprocess_img_s']} img/s; model alone: ", end="")
     print(", ".join(f"{k} {v}" for k, v in row["model_only_img_s"].items()))
     print("  decoding alone: " + ", ".join(f"{k} {v}" for k, v in row["decode_img_s"].items()))
+    if "ceiling" in row:
+        print("  ceiling: " + ceiling_text(row["ceiling"], row["precision"]))
 
 
 def targets(rows: list[dict], product: dict) -> list[tuple[str, str, bool | None]]:
@@ -315,6 +361,8 @@ def targets(rows: list[dict], product: dict) -> list[tuple[str, str, bool | None
         compiled = round(r50["compiled_pipeline_img_s"] / r50["naive_img_s"], 2)
         measured += f"; {compiled}x with torch.compile (LOOKALIKE_COMPILE=1)"
         best = max(best, compiled)
+    if "ceiling" in r50:
+        measured += "; " + ceiling_text(r50["ceiling"], r50["precision"])
     out = [(ratio, measured, best >= TARGET_RATIO)]
     cos = [
         (
@@ -352,6 +400,22 @@ def targets(rows: list[dict], product: dict) -> list[tuple[str, str, bool | None
             continue
         out.append((f"{label}: cosine >= {TARGET_COSINE}", f"min {value}", value >= TARGET_COSINE))
     return out
+
+
+def ceiling_text(c: dict, precision: str) -> str:
+    """The ceiling in words: the best fp32 kernel here, and what it allows of the target."""
+    best = max(c["fp32_gflop_s"].values())
+    text = (
+        f"this CPU's fastest fp32 kernel runs {best:g} GFLOP/s and resnet50 takes "
+        f"{c['gflop_per_img']:g} GFLOP a photo, so fp32 can reach at most "
+        f"{c['fp32_ceiling_img_s']:g} img/s = {c['fp32_ceiling_ratio']:g}x naive"
+    )
+    if precision == "fp32" and c["fp32_ceiling_ratio"] < TARGET_RATIO:
+        text += (
+            f" (the naive way already runs {c['naive_gflop_s']:g} GFLOP/s): without native "
+            f"bf16 on this CPU, {TARGET_RATIO:g}x is out of reach in fp32"
+        )
+    return text
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -431,6 +495,15 @@ def markdown(result: dict, command: str) -> str:
                 f"({round(r['compiled_pipeline_img_s'] / r['naive_img_s'], 2)}x naive), model "
                 f"only {r['compiled_model_only_img_s']} img/s; cosine to naive fp32 min "
                 f"{c['min']}.",
+            ]
+    for r in result["backbones"]:
+        if "ceiling" in r:
+            c = r["ceiling"]
+            kernels = "; ".join(f"{k}: {v} GFLOP/s" for k, v in c["fp32_gflop_s"].items())
+            lines += [
+                "",
+                f"The ceiling for {r['backbone']} on this CPU, from its fastest fp32 kernels "
+                f"({kernels}): {ceiling_text(c, r['precision'])}.",
             ]
     p = result["product"]
     lines += [

@@ -38,9 +38,9 @@ class PhotoFeatures:
         self.net: nn.Module = extractor.model.net
         self.device = extractor.device
         self.autocast = extractor._autocast
+        # The device and memory layout (channels_last) the extractor put the network in.
+        self.to_device = extractor.to_device
         self.weights_id = extractor.weights_id
-        # The extractor converted the network to channels_last where that is fastest.
-        self.channels_last = extractor.dtype is not None
         backbone = extractor.backbone
         self.mean = torch.tensor(backbone.mean).view(1, 3, 1, 1)
         self.std = torch.tensor(backbone.std).view(1, 3, 1, 1)
@@ -64,9 +64,7 @@ class PhotoFeatures:
         return np.concatenate(xg), np.concatenate(xl)
 
     def _forward(self, batch: torch.Tensor, taps: tuple[int, ...], head: bool) -> np.ndarray:
-        batch = ((batch - self.mean) / self.std).to(self.device)
-        if self.channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
+        batch = self.to_device((batch - self.mean) / self.std)
         net = self.net
         pooled = []
         with torch.inference_mode(), self.autocast():
