@@ -349,7 +349,7 @@ def print_backbone(row: dict) -> None:
     print(", ".join(f"{k} {v}" for k, v in row["model_only_img_s"].items()))
     print("  decoding alone: " + ", ".join(f"{k} {v}" for k, v in row["decode_img_s"].items()))
     if "ceiling" in row:
-        print("  ceiling: " + ceiling_text(row["ceiling"], row["precision"]))
+        print("  ceiling: " + ceiling_text(row["ceiling"], row["precision"], row["backbone"]))
 
 
 def targets(rows: list[dict], product: dict) -> list[tuple[str, str, bool | None]]:
@@ -402,11 +402,11 @@ def targets(rows: list[dict], product: dict) -> list[tuple[str, str, bool | None
     return out
 
 
-def ceiling_text(c: dict, precision: str) -> str:
+def ceiling_text(c: dict, precision: str, backbone: str = "resnet50") -> str:
     """The ceiling in words: the best fp32 kernel here, and what it allows of the target."""
     best = max(c["fp32_gflop_s"].values())
     text = (
-        f"this CPU's fastest fp32 kernel runs {best:g} GFLOP/s and resnet50 takes "
+        f"this CPU's fastest fp32 kernel runs {best:g} GFLOP/s and {backbone} takes "
         f"{c['gflop_per_img']:g} GFLOP a photo, so fp32 can reach at most "
         f"{c['fp32_ceiling_img_s']:g} img/s = {c['fp32_ceiling_ratio']:g}x naive"
     )
@@ -503,7 +503,7 @@ def markdown(result: dict, command: str) -> str:
             lines += [
                 "",
                 f"The ceiling for {r['backbone']} on this CPU, from its fastest fp32 kernels "
-                f"({kernels}): {ceiling_text(c, r['precision'])}.",
+                f"({kernels}): {ceiling_text(c, r['precision'], r['backbone'])}.",
             ]
     p = result["product"]
     lines += [
