@@ -33,7 +33,7 @@ def post_worker_init(worker) -> None:
     from recommender import index as vector_index
     from recommender import serializers  # noqa: F401 (writes the cards' JSON on each load)
     from recommender.catalog_store import catalog_snapshot
-    from recommender.services import serving_index
+    from recommender.services import default_answers_warm, serving_index
 
     try:
         index_version = serving_index()[1].version
@@ -46,6 +46,11 @@ def post_worker_init(worker) -> None:
         catalog_snapshot(index_version=index_version)
     except DatabaseError as exc:
         worker.log.warning("Catalog store not loaded (%s); the first similar-items call will", exc)
+    else:
+        if index_version:
+            # Every product's similar items for the default parameters, ranked before the
+            # first call rather than beside it (recommender.answers).
+            default_answers_warm()
     # What the worker has loaded by now (Django, the model's libraries, the index, the store:
     # about 430,000 objects) lives as long as the worker: kept out of the garbage collector's
     # walks, whose full collections took 0.23 s each and showed as 150-170 ms p99 spikes.

@@ -250,6 +250,12 @@ LOOKALIKE_INDEX_MMAP = env_bool("LOOKALIKE_INDEX_MMAP", True)
 # items call by product reads its row instead of searching (recommender.neighbours).
 LOOKALIKE_NEIGHBOURS = env_bool("LOOKALIKE_NEIGHBOURS", True)
 LOOKALIKE_SIMILAR_K = env_int("LOOKALIKE_SIMILAR_K", 12, minimum=1)
+# Each web process ranks every product's similar items for the default parameters ahead of the
+# calls, from its catalog store and the neighbour lists (recommender.answers), in a thread of its
+# own; `inline`: in the call that finds the work due (tests); `off`: each call ranks its own.
+LOOKALIKE_DEFAULT_ANSWERS = env_choice(
+    "LOOKALIKE_DEFAULT_ANSWERS", "background", ("background", "inline", "off")
+)
 LOOKALIKE_PAGE_SIZE = env_int("LOOKALIKE_PAGE_SIZE", 24, minimum=1)
 
 

@@ -53,6 +53,7 @@ from recommender.services import (
     ProductNotEmbedded,
     SimilarFilters,
     SimilarResult,
+    ranked_ahead,
     serving_version,
     similar_to_image,
     similar_to_product,
@@ -213,12 +214,17 @@ class PartnerApiView(APIView):
         # Keyed by the parameters as sent: only valid ones are ever cached, so a hit needs
         # neither validation nor the product's row (the key's catalog is part of the key).
         sent = tuple(sorted((name, tuple(v)) for name, v in self.request.query_params.lists()))
-        caching = result_cache_on()
+        params = _similar_params(sent)
+        options = self.search_options(params) if params is not None else None
+        # An answer ranked ahead costs less to write than to look up and keep: not cached.
+        caching = result_cache_on() and not (
+            options is not None
+            and ranked_ahead(options["k"], options["filters"], options["aesthetics_weight"])
+        )
         if caching:
             body = result_get(self._cache_key(_search(serving_version), lookup, sent))
             if body is not None:
                 return HttpResponse(body, content_type="application/json")
-        params = _similar_params(sent)
         if params is None:
             self.catalog_product(**lookup)  # an unknown product is a 404 before its parameters
             query = SimilarQuerySerializer(data=without_blanks(self.request.query_params))
@@ -232,9 +238,7 @@ class PartnerApiView(APIView):
             product_id = self.catalog_product(**lookup).pk
         try:
             result = _search(
-                lambda: similar_to_product(
-                    product_id, **self.search_options(params), catalog=self.key_catalog()
-                )
+                lambda: similar_to_product(product_id, **options, catalog=self.key_catalog())
             )
         except Product.DoesNotExist:
             raise _not_found(lookup) from None

@@ -22,6 +22,7 @@ old one meanwhile see it whole.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import random
 import sys
@@ -202,6 +203,9 @@ NUMBERS = {
     "height": np.int32,
     "score": np.float64,  # NaN: no score from the live scorer
 }
+# How many snapshots back a snapshot remembers what changed (one sync makes one to three).
+LINEAGE = 8
+_tokens = itertools.count(1)
 HASH_LENGTH = 64  # hex characters of a SHA-256, kept as its 32 bytes
 NO_DIGEST = bytes(HASH_LENGTH // 2)
 
@@ -232,6 +236,12 @@ class CatalogSnapshot:
         self.derived: dict[Hashable, PositionCache] = {}
         self.where = columns.id_table(self.ids)
         self.gate = _gate(self.merchant, self.stock)
+        # Which snapshot this is, and the ids of the products shown differently than in each of
+        # the few before it (token -> ids, newest first; see _shown_differently): what was
+        # worked out from an earlier snapshot holds here for every other product
+        # (recommender.answers). Empty after a full load.
+        self.token = next(_tokens)
+        self.changes: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -250,18 +260,23 @@ class CatalogSnapshot:
             return -1
         return p
 
+    def positions(self, ids: np.ndarray) -> np.ndarray:
+        """Where each of these product ids is (any shape; -1: not here). Not for an empty
+        snapshot."""
+        if self.where is not None:
+            # Out of range (faiss's -1 included) clips to an end of the table: -1 there.
+            return self.where.take(ids + 1, mode="clip")
+        positions = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+        positions[self.ids[positions] != ids] = -1
+        return positions
+
     def shown(
         self, ids: np.ndarray, filters: SimilarFilters, exclude: set[int]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Which of these ids are shown under the filters: (their indices, their positions)."""
         if not len(self.ids):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        if self.where is not None:
-            # Out of range (faiss's -1 included) clips to an end of the table: -1 there.
-            positions = self.where.take(ids + 1, mode="clip")
-        else:
-            positions = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
-            positions[self.ids[positions] != ids] = -1
+        positions = self.positions(ids)
         # Position -1 (not here) reads the gate's -2 or the last row below: `keep` is false.
         merchant = filters.merchant_id
         if filters.in_stock and merchant is not None:
@@ -346,10 +361,32 @@ class CatalogSnapshot:
             survivors = set(self.ids[kept].tolist())
             odd = {**{pk: row for pk, row in self.odd.items() if pk in survivors}, **odd}
         snapshot = CatalogSnapshot(table, odd, categories, self.scorer)
+        changed = self._shown_differently(kept, added)
+        snapshot.changes = {self.token: changed}
+        for token, ids in list(self.changes.items())[: LINEAGE - 1]:
+            snapshot.changes[token] = np.union1d(ids, changed)
         if categories == self.categories:  # else a card's category may read differently
             for key, cache in self.derived.items():
                 snapshot.derived[key] = cache.taken(order, len(added["ids"]))
         return snapshot
+
+    def _shown_differently(self, kept: np.ndarray, added: dict) -> np.ndarray:
+        """The ids of the rows not kept and the rows added whose presence, merchant, stock (in
+        or out) or aesthetics score differ: what decides whether and where a product shows."""
+        dropped = np.ones(len(self.ids), dtype=bool)
+        dropped[kept] = False
+        old = np.flatnonzero(dropped)
+        both, i, j = np.intersect1d(
+            self.ids[old], added["ids"], assume_unique=True, return_indices=True
+        )
+        old = old[i]
+        score, new_score = self.score[old], added["score"][j]
+        same = (
+            (self.merchant[old] == added["merchant"][j])
+            & ((self.stock[old] > 0) == (added["stock"][j] > 0))
+            & ((score == new_score) | (np.isnan(score) & np.isnan(new_score)))
+        )
+        return np.setdiff1d(np.union1d(self.ids[dropped], added["ids"]), both[same])
 
     def memory_bytes(self) -> int:
         """What the snapshot holds in memory, roughly (its columns and rows kept aside)."""

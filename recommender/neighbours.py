@@ -163,15 +163,17 @@ class NeighbourLists:
         """Neighbours per product (the product itself included)."""
         return self.lists.shape[1]
 
+    def row_number(self, product_id: int) -> int:
+        """Which row is a product's (-1: it has none)."""
+        if self.where is not None:
+            return int(self.where[min(max(product_id + 1, 0), len(self.where) - 1)])
+        r = int(self.ids.searchsorted(product_id))
+        return r if r < len(self.ids) and self.ids[r] == product_id else -1
+
     def row(self, product_id: int) -> np.ndarray | None:
         """A product's neighbours (records: id, sim) best first, or None when it has no row."""
-        if self.where is not None:
-            r = int(self.where[min(max(product_id + 1, 0), len(self.where) - 1)])
-            return self.lists[r] if r >= 0 else None
-        r = int(self.ids.searchsorted(product_id))
-        if r == len(self.ids) or self.ids[r] != product_id:
-            return None
-        return self.lists[r]
+        r = self.row_number(product_id)
+        return self.lists[r] if r >= 0 else None
 
 
 class NeighbourReader:

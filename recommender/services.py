@@ -9,12 +9,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cached_property, partial
+from functools import cached_property, lru_cache, partial
 
 import numpy as np
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.dispatch import receiver
 from PIL import Image
 
 from embeddings import Extractor
@@ -22,6 +24,7 @@ from embeddings.images import decode_photos
 from embeddings.preprocess import crop_box
 from recommender import index as vector_index
 from recommender import ranking
+from recommender.answers import AnswerKeeper, Defaults
 from recommender.catalog_store import (
     CARD_FIELDS,
     Card,
@@ -144,13 +147,41 @@ class SimilarItem:
 
 
 @dataclass(frozen=True)
+class RankedItems:
+    """Similar items ranked ahead (recommender.answers), as columns: their cards' places in the
+    catalog store's snapshot, final scores, similarities and aesthetics scores (NaN: none).
+    The API writes them as they are; others get SimilarItems made from them."""
+
+    snapshot: CatalogSnapshot
+    positions: list[int]
+    score: list[float]
+    similarity: list[float]
+    aesthetics: list[float]
+
+    def items(self) -> list[SimilarItem]:
+        """The items as SimilarItems (aesthetics scores rounded as _ranked rounds them)."""
+        return [
+            SimilarItem(StoredCard(self.snapshot, p), score, sim, None if a != a else round(a, 1))
+            for p, score, sim, a in zip(
+                self.positions, self.score, self.similarity, self.aesthetics, strict=True
+            )
+        ]
+
+
+@dataclass(frozen=True)
 class SimilarResult:
-    items: list[SimilarItem]
+    found: list[SimilarItem] | RankedItems
     model_id: str
     index_version: int
     # The product the items look like (a search by photo has none): read, or its place in
     # the catalog store.
     anchor: Product | StoredCard | None = None
+
+    @cached_property
+    def items(self) -> list[SimilarItem]:
+        """The similar items, best first."""
+        found = self.found
+        return found.items() if isinstance(found, RankedItems) else found
 
     @cached_property
     def product(self) -> Product | None:
@@ -471,7 +502,13 @@ def similar_to_product(
         if position < 0:
             raise Product.DoesNotExist(f"No product {product_id} in this catalog.")
     lists = serving_neighbours(manifest)
-    row = lists.row(product_id) if lists is not None else None
+    r = lists.row_number(product_id) if lists is not None else -1
+    if snapshot is not None and r >= 0:
+        items = _answered(lists, r, snapshot, position, index.ntotal, k, filters, aesthetics_weight)
+        if items is not None:
+            anchor = StoredCard(snapshot, position)
+            return SimilarResult(items, manifest.model_id, manifest.version, anchor)
+    row = lists.lists[r] if r >= 0 else None
     if row is not None:
         # Its lists are its index version's, so the index holds it: its vector is read only
         # if the row falls short.
@@ -498,8 +535,105 @@ def similar_to_product(
     if snapshot is None:
         return result
     return SimilarResult(
-        result.items, result.model_id, result.index_version, StoredCard(snapshot, position)
+        result.found, result.model_id, result.index_version, StoredCard(snapshot, position)
     )
+
+
+_answer_keeper = AnswerKeeper()
+
+
+@lru_cache(maxsize=1)
+def _ahead() -> tuple[Defaults | None, int, bool]:
+    """(The parameters similar items are ranked ahead for, None when they are not; the
+    blend's candidates; whether the ranking runs in a thread), from the settings: read once,
+    not on every call (each settings read costs a third of a microsecond)."""
+    weight = settings.LOOKALIKE_AESTHETICS_WEIGHT
+    candidates, k = settings.LOOKALIKE_AESTHETICS_CANDIDATES, settings.LOOKALIKE_SIMILAR_K
+    on = (
+        settings.LOOKALIKE_DEFAULT_ANSWERS != "off"
+        and settings.LOOKALIKE_CATALOG_STORE
+        and settings.LOOKALIKE_NEIGHBOURS
+    )
+    defaults = Defaults(k=k, wanted=_wanted(k, weight, candidates), weight=weight, in_stock=True)
+    background = settings.LOOKALIKE_DEFAULT_ANSWERS == "background"
+    return (defaults if on else None), candidates, background
+
+
+@receiver(setting_changed)
+def _forget_ahead(**kwargs) -> None:
+    _ahead.cache_clear()
+
+
+def answer_defaults() -> Defaults | None:
+    """The parameters similar items are ranked ahead for (recommender.answers); None when
+    they are not ranked ahead (LOOKALIKE_DEFAULT_ANSWERS, the catalog store or the neighbour
+    lists off)."""
+    return _ahead()[0]
+
+
+def ranked_ahead(k: int, filters: SimilarFilters, weight: float | None) -> bool:
+    """Whether a call by product with these parameters is answered from similar items ranked
+    ahead (recommender.answers), as long as its product's row is: the defaults but for a
+    smaller k, within a merchant's catalog."""
+    d, candidates, _ = _ahead()
+    if d is None:
+        return False
+    weight = d.weight if weight is None else weight
+    return (
+        weight == d.weight
+        and k <= d.k
+        and _wanted(k, weight, candidates) == d.wanted
+        and filters.in_stock == d.in_stock
+        and not filters.category
+        and filters.min_price is None
+        and filters.max_price is None
+        and filters.merchant_id is not None
+    )
+
+
+def _answered(
+    lists: NeighbourLists,
+    r: int,
+    snapshot: CatalogSnapshot,
+    position: int,
+    ntotal: int,
+    k: int,
+    filters: SimilarFilters,
+    weight: float | None,
+) -> RankedItems | None:
+    """The items ranked ahead for a call by the product of row r (at this position), or None
+    when its parameters are not the defaults or its row is not answered there."""
+    # Ranked with the product's own merchant as the filter: a key's catalog.
+    if not ranked_ahead(k, filters, weight) or filters.merchant_id != snapshot.merchant[position]:
+        return None
+    defaults, _, background = _ahead()
+    answers = _answer_keeper.get(lists, snapshot, ntotal, defaults, background)
+    found = answers.row(r, k) if answers is not None else None
+    if found is None:
+        return None
+    ids, final, similarity, aesthetics = found
+    return RankedItems(snapshot, snapshot.positions(ids).tolist(), final, similarity, aesthetics)
+
+
+def default_answers_warm() -> bool:
+    """Rank the current index version's similar items ahead now (as a web worker starts);
+    whether they are ranked."""
+    defaults = answer_defaults()
+    if defaults is None:
+        return False
+    index, manifest = serving_index()
+    snapshot = catalog_snapshot(None, manifest.version)
+    lists = serving_neighbours(manifest)
+    if snapshot is None or lists is None:
+        return False
+    answers = _answer_keeper.get(lists, snapshot, index.ntotal, defaults, background=False)
+    return answers is not None
+
+
+def _wanted(k: int, weight: float, candidates: int) -> int:
+    """How many candidates a call ranks: the blend reorders the top visual ones, so at least
+    that many are fetched."""
+    return k if weight == 0 else max(k, candidates)
 
 
 def _indexed_vector(index, product_id: int) -> np.ndarray | None:
@@ -612,8 +746,7 @@ def _similar(
             product = Product.objects.select_related("category").get(catalog.q(), pk=anchor)
         return SimilarResult([], manifest.model_id, manifest.version, product)
     weight = settings.LOOKALIKE_AESTHETICS_WEIGHT if weight is None else weight
-    # The blend reorders the top visual candidates, so at least that many are fetched.
-    wanted = k if weight == 0 else max(k, settings.LOOKALIKE_AESTHETICS_CANDIDATES)
+    wanted = _wanted(k, weight, settings.LOOKALIKE_AESTHETICS_CANDIDATES)
     n = min(index.ntotal, wanted + len(exclude) + 8)
     while True:
         if row is not None and n <= len(row):

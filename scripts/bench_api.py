@@ -596,7 +596,11 @@ def lists_note(report: dict) -> str:
     return (
         "Neighbour lists (`LOOKALIKE_NEIGHBOURS`, recommender/neighbours.py): each product's 64 "
         f"nearest neighbours for this index version, {built}; a call reads its product's row "
-        "instead of searching, and searches only when its filters leave too few of the row."
+        "instead of searching, and searches only when its filters leave too few of the row. "
+        "With them, each worker ranks every product's similar items for the default "
+        "parameters as it starts (`LOOKALIKE_DEFAULT_ANSWERS`, recommender/answers.py), so a "
+        "call with those reads its product's ranked row; the answer cache keeps only answers "
+        "worked out per call."
     )
 
 

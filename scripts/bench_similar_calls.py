@@ -8,7 +8,7 @@ one of 5,000 products by default; built here when missing). Each variant runs in
 few rounds, the same ids in the same order, beside the keyed no-op endpoint for scale; wall
 time includes PostgreSQL's answers, CPU time is this process's alone. As in a gunicorn worker,
 the store is loaded and every card's JSON written first. Prints the figures (no report file);
---profile prints where a call with the store and the neighbour lists spends its time.
+--profile prints where a call with the defaults (store, lists, ranked ahead) spends its time.
 
 Usage:
   python scripts/bench_similar_calls.py [--calls 500] [--rounds 3] [--products 5000] [--profile]
@@ -32,11 +32,12 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_api  # noqa: E402
 
-# name: (catalog store, neighbour lists)
+# name: (catalog store, neighbour lists, similar items ranked ahead)
 VARIANTS = {
-    "store off (one query per call)": (False, False),
-    "catalog store, searched": (True, False),
-    "catalog store + neighbour lists": (True, True),
+    "store off (one query per call)": (False, False, "off"),
+    "catalog store, searched": (True, False, "off"),
+    "catalog store + neighbour lists": (True, True, "off"),
+    "... + ranked ahead (the default)": (True, True, "inline"),
 }
 NOOP = "keyed no-op (for scale)"
 
@@ -94,18 +95,24 @@ def main() -> None:
     from django.test import Client, override_settings
 
     client = Client(HTTP_HOST="127.0.0.1", headers={"Authorization": f"Bearer {key}"})
-    # As a gunicorn worker starts (gunicorn.conf.py): the store loaded, every card's JSON written.
+    # As a gunicorn worker starts (gunicorn.conf.py): the store loaded, every card's JSON
+    # written, similar items ranked ahead.
     from recommender.catalog_store import catalog_snapshot
     from recommender.serializers import card_texts_fill
-    from recommender.services import serving_version
+    from recommender.services import default_answers_warm, serving_version
 
     card_texts_fill(catalog_snapshot(index_version=serving_version()))
+    default_answers_warm()
     rng = random.Random(0)
     figures: dict[str, list[tuple[float, float]]] = {name: [] for name in [*VARIANTS, NOOP]}
     for round_ in range(args.rounds + 1):
         ids = [rng.choice(all_ids) for _ in range(args.calls)]
-        for name, (store, lists) in VARIANTS.items():
-            with override_settings(LOOKALIKE_CATALOG_STORE=store, LOOKALIKE_NEIGHBOURS=lists):
+        for name, (store, lists, ahead) in VARIANTS.items():
+            with override_settings(
+                LOOKALIKE_CATALOG_STORE=store,
+                LOOKALIKE_NEIGHBOURS=lists,
+                LOOKALIKE_DEFAULT_ANSWERS=ahead,
+            ):
                 measured = timed_calls(client, ids)
             if round_:  # the first round warms the index, the model and the store
                 figures[name].append(measured)
@@ -119,7 +126,7 @@ def main() -> None:
         print(f"  {name:32s} {wall:6.2f} ms per call (wall), {cpu:6.2f} ms CPU in this process")
     if args.profile:
         profiler = cProfile.Profile()
-        with override_settings(LOOKALIKE_CATALOG_STORE=True, LOOKALIKE_NEIGHBOURS=True):
+        with override_settings(LOOKALIKE_CATALOG_STORE=True, LOOKALIKE_NEIGHBOURS=True):  # defaults
             profiler.runcall(timed_calls, client, [rng.choice(all_ids) for _ in range(args.calls)])
         stats = pstats.Stats(profiler)
         stats.sort_stats("tottime").print_stats(30)

@@ -42,6 +42,9 @@ def _isolated_files(request, tmp_path: Path):
     from recommender.catalog_store import store_clear
 
     store_clear()
+    # Similar items ranked ahead are ranked in the call that finds them due, not in a thread.
+    settings.LOOKALIKE_DEFAULT_ANSWERS = "inline"
+    services._answer_keeper.clear()
     # Rate-limit counters are keyed by key id, and ids repeat after a rollback: start afresh.
     from django.core.cache import cache
 
@@ -53,6 +56,7 @@ def _isolated_files(request, tmp_path: Path):
     usage._pending.clear()
     yield
     services._readers.clear()
+    services._answer_keeper.clear()
     store_clear()
 
 

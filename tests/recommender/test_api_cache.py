@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from recommender.keys import api_key_revoke
 from recommender.models import ApiKey
-from recommender.services import index_rebuild
+from recommender.services import index_rebuild, similar_to_product
 from shop.models import Product
 from tests.conftest import catalog_update
 
@@ -29,6 +29,11 @@ def similar_url(product_id: int, **params) -> str:
     return reverse("api:similar", args=[product_id]) + (f"?{query}" if query else "")
 
 
+# More items than the default: worked out per call, so cached (an answer with the default
+# parameters is ranked ahead, and not cached).
+PER_CALL = {"k": 20}
+
+
 def no_search():
     """Make any computed (not cached) answer fail the test."""
     return mock.patch("recommender.apis.similar_to_product", side_effect=AssertionError("miss"))
@@ -38,16 +43,29 @@ def no_search():
 def test_a_cached_answer_is_the_same_as_a_computed_one(api, small_catalog, settings, mode):
     # given an answer computed with the cache off
     settings.LOOKALIKE_API_RESULT_CACHE = "off"
-    computed = api.get(similar_url(small_catalog[0].pk, k=5))
+    computed = api.get(similar_url(small_catalog[0].pk, **PER_CALL))
     settings.LOOKALIKE_API_RESULT_CACHE = mode
-    api.get(similar_url(small_catalog[0].pk, k=5))
+    api.get(similar_url(small_catalog[0].pk, **PER_CALL))
     # when the same call is answered without searching
     with no_search():
-        cached = api.get(similar_url(small_catalog[0].pk, k=5))
+        cached = api.get(similar_url(small_catalog[0].pk, **PER_CALL))
     # then
     assert computed.status_code == cached.status_code == 200
     assert cached["Content-Type"] == computed["Content-Type"] == "application/json"
     assert cached.content == computed.content
+
+
+@pytest.mark.parametrize("params", [{}, {"k": 5}, {"aesthetics_weight": 0.15}])
+def test_an_answer_ranked_ahead_is_not_cached(api, small_catalog, settings, params) -> None:
+    # given the answer cache on and a call with the default parameters (or fewer items)
+    assert settings.LOOKALIKE_API_RESULT_CACHE == "local"
+    first = api.get(similar_url(small_catalog[0].pk, **params))
+    # when it comes again, it is written from the ranking again, not read from the cache
+    with mock.patch("recommender.apis.similar_to_product", wraps=similar_to_product) as made:
+        again = api.get(similar_url(small_catalog[0].pk, **params))
+    assert made.call_count == 1
+    assert again.status_code == first.status_code == 200
+    assert again.content == first.content
 
 
 def test_parameters_and_the_sku_lookup_have_answers_of_their_own(api, small_catalog) -> None:
@@ -65,10 +83,10 @@ def test_parameters_and_the_sku_lookup_have_answers_of_their_own(api, small_cata
 
 def test_a_new_index_version_is_answered_at_once(api, small_catalog) -> None:
     # given a cached answer
-    before = api.get(similar_url(small_catalog[0].pk)).json()
+    before = api.get(similar_url(small_catalog[0].pk, **PER_CALL)).json()
     # when the index gets a new version
     manifest = index_rebuild()
-    after = api.get(similar_url(small_catalog[0].pk)).json()
+    after = api.get(similar_url(small_catalog[0].pk, **PER_CALL)).json()
     # then the answer is computed on it
     assert after["index_version"] == manifest.version == before["index_version"] + 1
 
@@ -77,15 +95,15 @@ def test_product_changes_show_once_the_cache_ttl_has_passed(api, small_catalog, 
     ttl = settings.LOOKALIKE_API_RESULT_CACHE_SECONDS
     query = small_catalog[0]
     with time_machine.travel(START, tick=False) as clock:
-        first = api.get(similar_url(query.pk)).json()["results"]
+        first = api.get(similar_url(query.pk, **PER_CALL)).json()["results"]
         repriced, sold_out = first[0]["id"], first[1]["id"]
         # when a result is repriced and another sells out
         catalog_update(Product.objects.filter(pk=repriced), price="1.00")
         catalog_update(Product.objects.filter(pk=sold_out), stock=0)
         clock.shift(ttl - 1)
-        within = api.get(similar_url(query.pk)).json()["results"]
+        within = api.get(similar_url(query.pk, **PER_CALL)).json()["results"]
         clock.shift(2)
-        after = api.get(similar_url(query.pk)).json()["results"]
+        after = api.get(similar_url(query.pk, **PER_CALL)).json()["results"]
     # then the answer may be that old within the TTL, and never past it
     assert within == first
     assert {r["id"]: r["price"] for r in after}[repriced] == "1.00"
@@ -95,18 +113,18 @@ def test_product_changes_show_once_the_cache_ttl_has_passed(api, small_catalog, 
 def test_a_product_made_inactive_is_a_404_once_the_ttl_has_passed(api, small_catalog, settings):
     query = small_catalog[0]
     with time_machine.travel(START, tick=False) as clock:
-        assert api.get(similar_url(query.pk)).status_code == 200
+        assert api.get(similar_url(query.pk, **PER_CALL)).status_code == 200
         catalog_update(Product.objects.filter(pk=query.pk), is_active=False)
         clock.shift(settings.LOOKALIKE_API_RESULT_CACHE_SECONDS + 1)
-        response = api.get(similar_url(query.pk))
+        response = api.get(similar_url(query.pk, **PER_CALL))
     assert response.status_code == 404
 
 
 def test_without_the_cache_every_call_is_computed(api, small_catalog, settings) -> None:
     settings.LOOKALIKE_API_RESULT_CACHE = "off"
-    api.get(similar_url(small_catalog[0].pk))
+    api.get(similar_url(small_catalog[0].pk, **PER_CALL))
     with no_search(), pytest.raises(AssertionError, match="miss"):
-        api.get(similar_url(small_catalog[0].pk))
+        api.get(similar_url(small_catalog[0].pk, **PER_CALL))
 
 
 def test_invalid_parameters_of_an_unknown_product_are_still_a_404(api, small_catalog) -> None:
