@@ -83,6 +83,42 @@ def queued(callbacks: list) -> list:
     return [callback for callback in callbacks if callback is not catalog_version_bump]
 
 
+def synthetic_product(image_hash: str, **fields):
+    """An unsaved product whose photo is stored by this hash as the shop stores photos (no file
+    written; fields given replace the defaults), for catalogs of synthetic vectors."""
+    from decimal import Decimal
+
+    from shop.models import EmbeddingStatus, Product
+
+    defaults = {
+        "price": Decimal("10.00"),
+        "currency": "EUR",
+        "image": f"products/{image_hash[:2]}/{image_hash}.jpg",
+        "thumbnail": f"products/{image_hash[:2]}/{image_hash}-thumb.jpg",
+        "image_width": 800,
+        "image_height": 600,
+        "embedding_status": EmbeddingStatus.READY,
+    }
+    return Product(image_hash=image_hash, **{**defaults, **fields})
+
+
+def synthetic_vector(image_hash: str, x):
+    """An unsaved stored vector of the current model for a photo: x, normalised."""
+    import numpy as np
+
+    from recommender.embedding import current_extractor
+    from recommender.models import ImageVector
+
+    extractor = current_extractor()
+    x = np.asarray(x, dtype=np.float32)
+    return ImageVector(
+        image_hash=image_hash,
+        model_id=extractor.model_id,
+        dim=extractor.dim,
+        vector=(x / np.linalg.norm(x)).astype(np.float32).tobytes(),
+    )
+
+
 def demo_manifest_rows() -> list[dict]:
     """The shipped demo catalog's manifest rows."""
     with open(DEMO_DIR / "manifest.csv", newline="", encoding="utf-8") as handle:

@@ -26,8 +26,8 @@ from recommender.services import (
     serving_neighbours,
     similar_to_product,
 )
-from shop.models import Category, EmbeddingStatus, Merchant, Product
-from tests.conftest import catalog_update
+from shop.models import Category, Merchant, Product
+from tests.conftest import catalog_update, synthetic_product, synthetic_vector
 
 pytestmark = pytest.mark.django_db
 
@@ -46,32 +46,18 @@ def make_catalog(n: int, seed: int = 5) -> list[Product]:
     for i in range(n):
         image_hash = hashlib.sha256(f"photo {seed} {i}".encode()).hexdigest()
         products.append(
-            Product(
+            synthetic_product(
+                image_hash,
                 merchant=merchants[1 if i % 20 == 9 else 0],
                 sku=f"S{i:04d}",
                 title=f"Shoe {i}",
                 category=category,
-                price=Decimal("10.00"),
-                currency="EUR",
                 stock=0 if i % 16 == 3 else 4,
                 is_active=i % 20 != 7,
-                image=f"products/{image_hash[:2]}/{image_hash}.jpg",
-                thumbnail=f"thumbs/{image_hash[:2]}/{image_hash}.jpg",
-                image_hash=image_hash,
-                image_width=800,
-                image_height=600,
-                embedding_status=EmbeddingStatus.READY,
             )
         )
-        x = centres[i % 6] + 0.6 * rng.standard_normal(extractor.dim).astype(np.float32)
-        vectors.append(
-            ImageVector(
-                image_hash=image_hash,
-                model_id=extractor.model_id,
-                dim=extractor.dim,
-                vector=(x / np.linalg.norm(x)).astype(np.float32).tobytes(),
-            )
-        )
+        x = centres[i % 6] + 0.6 * rng.standard_normal(extractor.dim)
+        vectors.append(synthetic_vector(image_hash, x))
         if i % 3 and scorer is not None:
             score = float(rng.integers(20, 30)) if i % 5 == 0 else float(rng.uniform(0, 100))
             scores.append(PhotoScore(image_hash=image_hash, scorer_version=scorer, score=score))

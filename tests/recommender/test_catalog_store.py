@@ -33,8 +33,9 @@ from recommender.services import (
     similar_to_product,
 )
 from shop.images import StoredImage
-from shop.models import Category, EmbeddingStatus, Merchant, Product
+from shop.models import Category, Merchant, Product
 from shop.services import ProductInput, product_delete, product_update, products_upsert
+from tests.conftest import synthetic_product, synthetic_vector
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +63,8 @@ def catalog(db) -> list[Product]:
         if n == 17:
             image_hash, image, thumbnail = "legacy-17", "legacy/17.JPG", "legacy/17 small.jpg"
         products.append(
-            Product(
+            synthetic_product(
+                image_hash,
                 merchant=merchants[n % 2],
                 sku=f"S{n:03d}",
                 title=f"Shoe {n} ‘Été’",
@@ -72,21 +74,11 @@ def catalog(db) -> list[Product]:
                 stock=0 if n % 7 == 0 else n,
                 image=image,
                 thumbnail=thumbnail,
-                image_hash=image_hash,
-                image_width=800,
                 image_height=600 + n,
-                embedding_status=EmbeddingStatus.READY,
             )
         )
         xb = centres[n % 3] + 0.8 * rng.standard_normal(extractor.dim).astype(np.float32)
-        vectors.append(
-            ImageVector(
-                image_hash=image_hash,
-                model_id=extractor.model_id,
-                dim=extractor.dim,
-                vector=(xb / np.linalg.norm(xb)).astype(np.float32).tobytes(),
-            )
-        )
+        vectors.append(synthetic_vector(image_hash, xb))
     Product.objects.bulk_create(products)
     ImageVector.objects.bulk_create(vectors)
     version = live_scorer_version()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from decimal import Decimal
 from unittest import mock
 
 import numpy as np
@@ -30,7 +29,8 @@ from recommender.services import (
     serving_neighbours,
     similar_to_product,
 )
-from shop.models import Category, EmbeddingStatus, Merchant, Product
+from shop.models import Category, Merchant, Product
+from tests.conftest import synthetic_product, synthetic_vector
 
 N = 300
 SHA = "ab" * 32  # an index file's checksum
@@ -136,31 +136,17 @@ def catalog(db, settings) -> list[Product]:
     for n in range(N):
         image_hash = hashlib.sha256(f"photo {n}".encode()).hexdigest()
         products.append(
-            Product(
+            synthetic_product(
+                image_hash,
                 merchant=merchant,
                 sku=f"S{n:03d}",
                 title=f"Shoe {n}",
                 # clogs are rare: a filter on them leaves few of a row's products
                 category=categories[1 if n % 25 == 0 else 0],
-                price=Decimal("10.00"),
-                currency="EUR",
                 stock=0 if n % 10 == 3 else 5,
-                image=f"products/{image_hash[:2]}/{image_hash}.jpg",
-                thumbnail=f"products/{image_hash[:2]}/{image_hash}-thumb.jpg",
-                image_hash=image_hash,
-                image_width=800,
-                image_height=600,
-                embedding_status=EmbeddingStatus.READY,
             )
         )
-        vectors.append(
-            ImageVector(
-                image_hash=image_hash,
-                model_id=extractor.model_id,
-                dim=extractor.dim,
-                vector=xb[n].tobytes(),
-            )
-        )
+        vectors.append(synthetic_vector(image_hash, xb[n]))
     Product.objects.bulk_create(products)
     ImageVector.objects.bulk_create(vectors)
     return list(Product.objects.order_by("pk"))
