@@ -513,8 +513,13 @@ def test_scores_are_written_with_the_digits_round_and_repr_give() -> None:
     values += rng.uniform(-1, 1, 100_000).tolist() + rng.uniform(0, 100, 50_000).tolist()
     values += (rng.integers(-(10**6), 10**6, 50_000) / 10**5 + 5e-5).tolist()  # halfway
     values += rng.uniform(-1, 1, 20_000).astype(np.float32).astype(float).tolist()
-    # then each one's text is what the serializer's round(value, 4) gives as JSON
-    assert _decimals(values) == [repr(round(v, 4)) for v in values]
+    values += [round(a, 1) for a in rng.uniform(0, 100, 20_000).tolist()]  # aesthetics scores
+    expected = [repr(round(v, 4)) for v in values]
+    # then each one's text is what the serializer's round(value, 4) gives as JSON, whether
+    # written a call's worth at a time or all in one list
+    calls = [values[at : at + 12] for at in range(0, len(values), 12)]
+    assert [text for call in calls for text in _decimals(call)] == expected
+    assert _decimals(values) == expected
 
 
 # ---------------------------------------------------------------------------- threads
