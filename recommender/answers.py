@@ -6,13 +6,13 @@ neighbour lists: its product's row of the lists (recommender.neighbours), less t
 the snapshot no longer shows, the first `wanted` of them blended with their photos' aesthetics
 scores and sorted (recommender.services._similar). Worked out one call at a time, that was a
 third of what a call cost beyond the keyed no-op (docs/benchmarks.md); worked out with numpy for
-every row at once, in chunks of rows, it costs a few microseconds a product, and a call then
-reads its product's ranked row.
+every row at once, in chunks of rows, it took 1.5 s per 100,000 products on 2 cores (the lists'
+first reads from disk included), and a call then reads its product's ranked row.
 
 Answers are made for one snapshot, known by its token. A catalog change makes a new snapshot
-that lists the product ids whose rows changed (`CatalogSnapshot.changes`): the answers move on
-to it by dropping every row such an id is in (as the product or as one of its neighbours);
-calls work those rows out as before until the next full ranking.
+that lists the ids of the products now shown differently (`CatalogSnapshot.changes`): the
+answers move on to it by dropping every row such an id is in (as the product or as one of its
+neighbours); calls work those rows out as before until the next full ranking.
 
 Plain numpy over the snapshot's columns and the lists' arrays (no Django).
 """
