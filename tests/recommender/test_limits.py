@@ -189,3 +189,35 @@ def test_calls_share_one_redis_client_and_count_as_before(merchant, redis_cache)
             limits_check(7, limits, now=1_000.0)
     # then the limits made one client for all of them, and counted every call
     assert len(made) == 1
+
+
+def test_counters_on_redis_expire_a_minute_after_their_window(merchant, redis_cache) -> None:
+    import redis
+
+    from recommender.limits import Limit
+
+    # given a burst window of 10 s and a daily one
+    limits = [Limit("burst", 5, 10), Limit("daily", 100, 86_400)]
+    # when a call is counted
+    limits_check(3, limits, now=1_000.0)
+    # then each counter holds the call and expires when its window is over (and a minute)
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = sorted(client.scan_iter(match=f"{redis_cache}:*api-limit:3:*"))
+    assert [int(client.get(key)) for key in keys] == [1, 1]
+    assert sorted(client.ttl(key) for key in keys) == [70, 86_460]
+
+
+def test_limits_count_on_after_redis_forgets_the_script(merchant, redis_cache) -> None:
+    import redis
+
+    from recommender.limits import Limit, LimitExceeded
+
+    # given a key that made a call, counted by the script Redis then knows by its SHA1
+    limits = [Limit("burst", 2, 60)]
+    limits_check(9, limits, now=1_000.0)
+    # when Redis forgets its scripts (a restart, a failover, SCRIPT FLUSH)
+    redis.Redis.from_url(REDIS_URL).script_flush()
+    # then the next calls send it again and count on from where the counter was
+    limits_check(9, limits, now=1_000.0)
+    with pytest.raises(LimitExceeded):
+        limits_check(9, limits, now=1_000.0)
