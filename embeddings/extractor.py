@@ -201,7 +201,8 @@ def _build_extractor(
     if compile:
         model = compiled(model, target)
     extractor = Extractor(backbone, model, target, dtype, weights_id)
-    logger.info("Loaded %s on %s (%s)", extractor.model_id, target, extractor.precision)
+    how = "compiled" if compile else "eager"
+    logger.info("Loaded %s on %s (%s, %s)", extractor.model_id, target, extractor.precision, how)
     return extractor
 
 
@@ -209,10 +210,12 @@ def compiled(model: nn.Module, device: torch.device) -> nn.Module:
     """The model's forward and feature maps through torch.compile (inductor, default mode).
 
     On a CPU, inductor freezes the weights: constants folded, oneDNN convolutions with their
-    activations fused and weights pre-packed for bf16 (ResNet-50 bf16 on 2 cores: 86.6 against
-    63.2 img/s model only, 71.5 against 55.5 end to end, eager with folded batch norms being
-    the baseline: docs/benchmarks.md). Worth it for long runs at a fixed batch size; compiling
-    takes 5-60 s, and each new batch size compiles again, so LOOKALIKE_COMPILE decides where
+    activations fused and weights pre-packed for bf16 (ResNet-50 bf16 on 2 AMX cores: 163
+    against 62 img/s model only at batch 32; docs/benchmarks.md). Shapes are static on the
+    first call and the batch dimension turns dynamic at the second batch size (torch's
+    automatic dynamic shapes), so a worker compiles each function twice, and once more for a
+    batch of one, rather than once per batch size until torch's recompile limit sends it back
+    to eager. Compiling takes 5-60 s on a CPU, so LOOKALIKE_COMPILE decides where
     (``recommender.embedding.compile_backbone``). A compile that fails (no C compiler on
     the host, say) logs a warning and leaves the model eager rather than failing the embedding.
     """
@@ -223,8 +226,8 @@ def compiled(model: nn.Module, device: torch.device) -> nn.Module:
         import torch._inductor.config as inductor
 
         inductor.freezing = True  # inference only: the weights never change after loading
-    model.forward = torch.compile(model.forward, dynamic=False)
-    model.feature_maps = torch.compile(model.feature_maps, dynamic=False)
+    model.forward = torch.compile(model.forward)
+    model.feature_maps = torch.compile(model.feature_maps)
     return model
 
 

@@ -345,16 +345,27 @@ def pooled_views(
     outs: list[dict[str, list]] = [
         {"avg": [], "gem": [], "multi": [], "layout": [], "box": []} for _ in views
     ]
-    # PIL releases the GIL while resizing and rotating, so threads overlap preprocessing.
-    with ThreadPoolExecutor(extractor.preprocess_workers) as pool:
-        for start in range(0, len(images), batch_size):
-            chunk = images[start : start + batch_size]
-            batches = {
-                angle: torch.stack(
-                    list(pool.map(lambda im, a=angle: transform(rotate(im, a)), chunk))
-                )
-                for angle in angles
-            }
+    chunks = [images[start : start + batch_size] for start in range(0, len(images), batch_size)]
+
+    def turned(image: Image.Image) -> list[torch.Tensor]:
+        # Shrunk and its backdrop colour found once for all the angles.
+        small, fill = rotation_source(image) if any(angles) else (image, None)
+        return [transform(rotate(small, angle, fill)) for angle in angles]
+
+    def prepared(chunk: Sequence[Image.Image]) -> dict[float, torch.Tensor]:
+        per_image = list(pool.map(turned, chunk))
+        return {
+            angle: torch.stack([views[i] for views in per_image]) for i, angle in enumerate(angles)
+        }
+
+    # PIL releases the GIL while resizing and rotating, so threads overlap preprocessing; and
+    # the next batch is prepared while the model runs on this one.
+    with ThreadPoolExecutor(extractor.preprocess_workers) as pool, ThreadPoolExecutor(1) as ahead:
+        coming = ahead.submit(prepared, chunks[0]) if chunks else None
+        for i in range(len(chunks)):
+            batches = coming.result()
+            if i + 1 < len(chunks):
+                coming = ahead.submit(prepared, chunks[i + 1])
             _pool_views(extractor, batches, views, outs)
     return [
         {name: np.concatenate(parts).astype(np.float32) for name, parts in out.items()}
@@ -385,20 +396,28 @@ def _pool_maps(maps: list[torch.Tensor], flip: bool, out: dict) -> None:
     out["box"].append(saliency_boxes(maps[0].cpu(), flip))
 
 
-def rotate(image: Image.Image, degrees: float) -> Image.Image:
+def rotate(image: Image.Image, degrees: float, fill: tuple[int, ...] | None = None) -> Image.Image:
     """The photo turned by degrees (counter-clockwise), the corners filled with its border colour.
 
     The canvas grows to hold the whole photo, as a tilted phone photo frames a product; the
-    fill is the median colour of the photo's border (its backdrop), not black.
+    fill is the median colour of the photo's border (its backdrop), not black. ``fill`` given:
+    the photo is already ``rotation_source``'s, and that is its fill.
     """
     if not degrees:
         return image
+    if fill is None:
+        image, fill = rotation_source(image)
+    return image.rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
+
+
+def rotation_source(image: Image.Image) -> tuple[Image.Image, tuple[int, ...]]:
+    """The photo shrunk to ROTATE_MAX_SIDE (shorter side) to be turned, and its border colour:
+    the same for every angle, so a photo seen at two tilts is shrunk once."""
     scale = ROTATE_MAX_SIDE / min(image.size)
     if scale < 1:
         size = (round(image.width * scale), round(image.height * scale))
         image = image.resize(size, Image.Resampling.BILINEAR)
-    fill = border_colour(image)
-    return image.rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
+    return image, border_colour(image)
 
 
 def rotate_all(images: Sequence[Image.Image], degrees: float) -> Sequence[Image.Image]:

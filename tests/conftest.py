@@ -32,6 +32,9 @@ def _isolated_files(request, tmp_path: Path):
     settings.LOOKALIKE_IMPORT_DIR = tmp_path / "imports"
     settings.LOOKALIKE_BACKBONE = "efficientnet_lite0"
     settings.LOOKALIKE_WEIGHTS_DOWNLOAD = False
+    # A Celery worker in a thread marks this process as one that embeds in bulk, which
+    # compiles the backbone by default: 5-60 s a compile. The tests of compiling set it.
+    settings.LOOKALIKE_COMPILE = False
     reset_backbone_choice()
     services._readers.clear()
     # Cached answers and keys are keyed by ids, and ids repeat after a rollback.

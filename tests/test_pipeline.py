@@ -1,11 +1,13 @@
 """The pipeline with real parts: a Celery worker consuming from the Redis on this machine.
 
 Most tests run the worker in a thread (celery.contrib.testing); the crash test runs one as a
-separate process and kills its pool process with SIGKILL in the middle of a batch.
+separate process and kills its pool process with SIGKILL in the middle of a batch, and another
+runs one as it runs by default, its backbone compiled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -22,12 +25,14 @@ from django.db import connection
 from django.urls import reverse
 
 from config.celery import app
+from embeddings.images import decode_photo
 from recommender import index as vector_index
+from recommender.embedding import compile_backbone, current_pipeline
 from recommender.indexing import indexed_ids
 from recommender.models import ImageVector
 from recommender.services import products_embed, similar_to_product
 from recommender.tasks import embed_products, sync_index
-from shop.images import decode_upload, store_image
+from shop.images import decode_upload, read_stored, store_image
 from shop.models import EmbeddingStatus, Merchant, Product
 from shop.services import (
     DEMO_MERCHANT,
@@ -212,9 +217,10 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-@pytest.fixture
-def worker_process(broker, settings, tmp_path) -> Iterator[subprocess.Popen]:
-    """A separate `celery worker` process (prefork, one pool process) on this test's files."""
+@contextlib.contextmanager
+def celery_worker_process(broker, settings, log_path: Path, **env) -> Iterator[subprocess.Popen]:
+    """A separate `celery worker` process (prefork, one pool process) on this test's files;
+    `env` adds to or overrides its environment."""
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
@@ -226,23 +232,34 @@ def worker_process(broker, settings, tmp_path) -> Iterator[subprocess.Popen]:
         "LOOKALIKE_WEIGHTS_DOWNLOAD": "0",
         "LOOKALIKE_EMBED_BATCH_SIZE": "2",
         "LOG_LEVEL": "WARNING",
+        **env,
     }
-    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 (closed below)
     celery = shutil.which("celery", path=str(Path(sys.executable).parent))
-    process = subprocess.Popen(
-        [celery, "-A", "config", "worker", "-Q", "default,embedding", "-c", "1", "-l", "info"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    yield process
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [celery, "-A", "config", "worker", "-Q", "default,embedding", "-c", "1", "-l", "info"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def worker_process(broker, settings, tmp_path) -> Iterator[subprocess.Popen]:
+    """A worker process that runs its backbone eager (compiling would only slow this test)."""
+    with celery_worker_process(
+        broker, settings, tmp_path / "worker.log", LOOKALIKE_COMPILE="0"
+    ) as process:
+        yield process
 
 
 def test_a_worker_killed_mid_batch_has_its_batch_redelivered(worker_process, tmp_path):
@@ -270,6 +287,39 @@ def test_a_worker_killed_mid_batch_has_its_batch_redelivered(worker_process, tmp
     index, _ = vector_index.load_index(_index_dir())
     held = indexed_ids(index).tolist()
     assert sorted(held) == sorted(ids)
+
+
+def test_a_worker_compiles_its_backbone_by_default_and_stores_the_eager_vectors(
+    broker, settings, tmp_path
+):
+    # given a worker process with LOOKALIKE_COMPILE unset ("auto": a worker compiles) on a CPU,
+    # and 5 products, embedded 2, 2 and 1 at a time: the compiled model meets several batch sizes
+    products = demo_products(5)
+    ids = [p.pk for p in products]
+    log_path = tmp_path / "worker.log"
+    with celery_worker_process(
+        broker, settings, log_path, LOOKALIKE_COMPILE="auto", LOG_LEVEL="INFO"
+    ) as process:
+        # when they are queued for embedding
+        embed_products.delay(ids)
+        ready = lambda: Product.objects.filter(  # noqa: E731
+            pk__in=ids, embedding_status=EmbeddingStatus.READY
+        ).count()
+        wait_for(lambda: ready() == 5 or process.poll() is not None, 400, "the compiled batch")
+    log = log_path.read_text()
+    assert ready() == 5, log[-3000:]
+    # then the worker ran its backbone compiled
+    assert "compiled)" in log, log[-3000:]
+    # and the stored vectors are those the eager model makes of the same photos
+    pipeline = current_pipeline()
+    assert not compile_backbone()  # this test process runs eager
+    photos = [decode_photo(read_stored(p.image)) for p in products]
+    eager = pipeline.embed(photos)
+    stored = {
+        v.image_hash: v.as_array() for v in ImageVector.objects.filter(model_id=pipeline.model_id)
+    }
+    worker = np.stack([stored[p.image_hash] for p in products])
+    assert np.sum(eager * worker, axis=1).min() >= 0.999
 
 
 def test_reconcile_runs_as_a_task_on_the_worker(indexed_catalog):
