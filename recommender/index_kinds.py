@@ -28,20 +28,22 @@ import numpy as np
 KINDS = ("flat", "hnsw", "ivf")
 CHOICES = ("auto", *KINDS)
 
-# `auto` (figures in docs/benchmarks/index.md, at the default pipeline's 592 dimensions): exact
-# search up to AUTO_FLAT_MAX products (p50 about 1 ms at 10k, 3 ms at 20k, 12 ms at 100k), IVF
-# up to AUTO_HNSW_MIN (recall@10 0.974 at 100k, p50 0.35 ms; it removes entries in place), HNSW
-# above. IVF probes a fixed share of its lists, so it scans a fixed share of the catalog and its
-# latency grows with n: 3.2 ms at 1M, about 0.7 ms near 200k (interpolated). HNSW with M=32
-# answers 1M in 0.71 ms at recall 0.962 (efSearch 171). Its cost: faiss cannot remove from the
-# graph, so a sync that removes a product or changes a photo rebuilds it (under 3 minutes at 1M
-# on 2 cores, in the worker; the previous version serves meanwhile).
+# `auto` (figures in docs/benchmarks/index.md, at the default pipeline's 592 dimensions, from
+# the AMX Xeon of 2026-12-03): exact search up to AUTO_FLAT_MAX products (p50 about 1 ms at 10k,
+# 2.4 ms at 20k, 25 ms at 100k), IVF up to AUTO_HNSW_MIN (recall@10 0.974 at 100k, p50 0.68 ms;
+# it removes entries in place), HNSW above. IVF probes a fixed share of its lists, so it scans a
+# fixed share of the catalog and its latency grows with n: 6.5 ms at 1M. HNSW with M=32 answers
+# 1M within 1 ms at recall above 0.95 when its graph is built with care: efConstruction 160 and
+# efSearch 71 gave recall 0.966 in 0.75 ms (p50), where efConstruction 64 needed efSearch 171
+# and 1.23 ms for 0.962. Its cost: faiss cannot remove from the graph, so a sync that removes
+# a product or changes a photo rebuilds it (at 1M on 2 cores: 10.7 minutes with
+# efConstruction 160, 3.8 with 64; in the worker, while the previous version serves).
 AUTO_FLAT_MAX = 20_000
 AUTO_HNSW_MIN: int | None = 200_000
 
 HNSW_M = 32  # graph degree: at 1M, M=16 reached only 0.936 recall at 1.5 ms (efSearch 304)
-HNSW_EF_CONSTRUCTION = 64
-HNSW_EF_SEARCH = 96  # at 100k; above, scaled with n ** 0.25 (171 at 1M: recall 0.96)
+HNSW_EF_CONSTRUCTION = 160  # a better graph: shoppers wait less, the worker builds longer
+HNSW_EF_SEARCH = 40  # at 100k; above, scaled with n ** 0.25 (71 at 1M)
 
 IVF_MIN_TRAIN = 2_000  # fewer vectors than this: too few to train lists, build flat instead
 IVF_POINTS_PER_LIST = 39  # faiss warns below 39 training points per centroid
