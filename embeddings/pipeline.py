@@ -348,9 +348,9 @@ def pooled_views(
     chunks = [images[start : start + batch_size] for start in range(0, len(images), batch_size)]
 
     def turned(image: Image.Image) -> list[torch.Tensor]:
-        # Shrunk and its backdrop colour found once for all the angles.
+        # Shrunk and its backdrop colour found once for all the tilts; upright stays as it is.
         small, fill = rotation_source(image) if any(angles) else (image, None)
-        return [transform(rotate(small, angle, fill)) for angle in angles]
+        return [transform(rotate(small, angle, fill) if angle else image) for angle in angles]
 
     def prepared(chunk: Sequence[Image.Image]) -> dict[float, torch.Tensor]:
         per_image = list(pool.map(turned, chunk))

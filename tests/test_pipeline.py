@@ -292,7 +292,7 @@ def test_a_worker_killed_mid_batch_has_its_batch_redelivered(worker_process, tmp
 def test_a_worker_compiles_its_backbone_by_default_and_stores_the_eager_vectors(
     broker, settings, tmp_path
 ):
-    # given a worker process with LOOKALIKE_COMPILE unset ("auto": a worker compiles) on a CPU,
+    # given a worker process with LOOKALIKE_COMPILE at its default ("auto") on a CPU,
     # and 5 products, embedded 2, 2 and 1 at a time: the compiled model meets several batch sizes
     products = demo_products(5)
     ids = [p.pk for p in products]

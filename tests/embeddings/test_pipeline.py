@@ -296,3 +296,25 @@ def test_a_crop_box_cuts_shares_of_the_photo() -> None:
     image = Image.new("RGB", (200, 100))
     box = parse_box("0.25, 0.5, 0.75, 1")
     assert crop_box(image, box).size == (100, 50)
+
+
+def test_views_prepared_together_are_the_views_prepared_alone() -> None:
+    # given photos larger than the size they are turned at, in batches of 2 (the next batch is
+    # prepared while the model runs on this one), seen upright, tilted, and tilted back mirrored
+    from embeddings.pipeline import pooled_views
+
+    extractor = load_pipeline(BASE, download=False, precision="fp32").extractors[0]
+    photos = []
+    for category in ("boots", "heels", "sneakers"):
+        photo = demo_photo(category)
+        scale = 2 * ROTATE_MAX_SIDE / min(photo.size)
+        photos.append(photo.resize((round(photo.width * scale), round(photo.height * scale))))
+    views = ((0.0, False), (8.0, False), (-8.0, True))
+    # when the three views are pooled in one pass
+    together = pooled_views(extractor, photos, "centre", views, batch_size=2)
+    # then each view's features are those of that view pooled alone
+    for view, features in zip(views, together, strict=True):
+        alone = pooled_views(extractor, photos, "centre", (view,), batch_size=3)[0]
+        assert features["gem"].shape == (3, extractor.dim)
+        np.testing.assert_allclose(features["gem"], alone["gem"], atol=1e-5)
+        np.testing.assert_allclose(features["layout"], alone["layout"], atol=1e-5)
