@@ -214,9 +214,10 @@ LOOKALIKE_DECODE_WORKERS = env_int("LOOKALIKE_DECODE_WORKERS", min(4, os.cpu_cou
 LOOKALIKE_DRAFT = env_bool("LOOKALIKE_DRAFT", False)
 # The same for uploaded search photos (cut before the resize, so decoded at twice that size).
 LOOKALIKE_QUERY_DRAFT = env_bool("LOOKALIKE_QUERY_DRAFT", False)
-# torch.compile the backbone. "auto": in Celery workers on a GPU (bulk embedding: 2x the model's
-# throughput on an H100 for a 14 s compile per batch size), not in web processes (a search
-# must not wait for a compile) nor on a CPU (compiling takes up to a minute). 1 / 0 force it.
+# torch.compile the backbone. "auto": in Celery workers, on a GPU or a CPU (bulk embedding: 2x
+# the model's throughput on an H100 and on an AMX CPU, +18 % in fp32 on AVX2; a compile at the
+# first two batch sizes, 14 s each on an H100, 5-60 s on 2 CPU cores), not in web processes (a
+# search must not wait for a compile). 1 / 0 force it.
 LOOKALIKE_COMPILE = env_auto_bool("LOOKALIKE_COMPILE")
 # Load the model and run a photo through it when a web process starts, not on its first search.
 LOOKALIKE_WARM_START = env_bool("LOOKALIKE_WARM_START", True)

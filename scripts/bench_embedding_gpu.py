@@ -281,8 +281,10 @@ def markdown(result: dict, command: str) -> str:
         "![](embedding_gpu.png)",
         "",
         f"`torch.compile` (inductor, default mode) compiled the model in "
-        f"{result.get('compile_s', 'n/a')} s for one batch size; each new batch size compiles "
-        "again. Model only takes ready random batches on the GPU, several buffers in turn.",
+        f"{result.get('compile_s', 'n/a')} s for one batch size (the product's workers compile "
+        "again at their second batch size, a graph with a dynamic batch dimension that serves "
+        "every later size). Model only takes ready random batches on the GPU, several buffers in "
+        "turn.",
         "",
         "| model only | batch | img/s |",
         "|---|---:|---:|",
