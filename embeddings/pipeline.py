@@ -10,6 +10,7 @@ these very methods. Learned parts live in ``embeddings.postprocess`` and are app
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,9 +31,8 @@ GEM_P = 3.0
 COLOUR_BINS = (8, 3, 3)  # hue x saturation x value
 LAYOUT_GRID = 3  # layout: 3 x 3 overlapping regions of the stride-16 map
 LAYOUT_OVERLAP = 0.4  # share of a region's side it shares with its neighbour
-# A catalog photo is embedded tilted both ways (see ``catalog_views``); larger photos are
-# shrunk to this shorter side first, so the rotation costs little (the backbone sees less).
-ROTATE_MAX_SIDE = 512
+# Until 2026-12-03 a photo was shrunk to this shorter side, then turned (tilt_oversample 0).
+LEGACY_TURN_SIDE = 512
 MIN_BOX_AREA = 0.05  # a saliency box smaller than this is noise: keep the whole photo
 BOX_MARGIN = 0.02
 # An upload is cut (background suppression, crop box) before its resize: decode it finer.
@@ -60,6 +60,10 @@ class PipelineConfig:
     suppress_background: bool = True
     # Degrees each catalog photo is tilted by, one view each way (0: upright views only).
     catalog_rotation: float = 8.0
+    # How finely a tilted view is drawn: the tilted photo's shorter side in multiples of the
+    # side the backbone's resize brings it to (1: drawn at the size the network sees). 0: as
+    # before 2026-12-03 (``rotate``), so that an index built then serves until reindexed.
+    tilt_oversample: float = 1.0
 
     def __post_init__(self) -> None:
         if self.crop not in CROPS:
@@ -75,9 +79,14 @@ class PipelineConfig:
             raise ValueError("Colour and layout together must leave the shape a share: sum < 1.")
         if not 0 <= self.catalog_rotation < 45:
             raise ValueError("The catalog rotation is a tilt in degrees: 0 <= degrees < 45.")
+        if not (1 <= self.tilt_oversample <= 4 or self.tilt_oversample == 0):
+            raise ValueError(
+                "A tilted view is drawn at 1 to 4 times the backbone's size (0: as before "
+                "2026-12-03)."
+            )
 
     def key(self) -> str:
-        """Short text naming the choices, e.g. 'lb.gem.mir.col0.2.w256.h0.5.bg.rot8'."""
+        """Short text naming the choices, e.g. 'lb.gem.mir.col0.2.w256.h0.5.bg.rot8x1'."""
         parts = [
             {"letterbox": "lb", "centre": "cc"}[self.crop],
             self.pooling,
@@ -87,7 +96,12 @@ class PipelineConfig:
             f"w{self.whiten_dims}" if self.whiten_dims else "",
             f"h{self.head_weight:g}q{self.query_head_weight:g}" if self.head_weight else "",
             "bg" if self.suppress_background else "",
-            f"rot{self.catalog_rotation:g}" if self.catalog_rotation else "",
+            (
+                f"rot{self.catalog_rotation:g}"
+                + (f"x{self.tilt_oversample:g}" if self.tilt_oversample else "")
+                if self.catalog_rotation
+                else ""
+            ),
         ]
         return ".".join(p for p in parts if p)
 
@@ -274,12 +288,16 @@ class Pipeline:
     def _pooled_views(
         self, extractor: Extractor, images: Sequence[Image.Image], crop: str, views: tuple
     ) -> list[dict[str, np.ndarray]]:
+        oversample = self.config.tilt_oversample
         if self.cache is not None:  # the evaluation caches each view apart
+            side = tilt_side(extractor, crop, oversample)
             return [
-                self._pooled(extractor, rotate_all(images, angle), crop, flip)
+                self._pooled(extractor, rotate_all(images, angle, side), crop, flip)
                 for angle, flip in views
             ]
-        return pooled_views(extractor, images, crop, views, self.batch_size)
+        return pooled_views(
+            extractor, images, crop, views, self.batch_size, tilt_oversample=oversample
+        )
 
     def _pooled(
         self, extractor: Extractor, images: Sequence[Image.Image], crop: str, flip: bool
@@ -334,14 +352,19 @@ def pooled_views(
     crop: str,
     views: Sequence[View],
     batch_size: int = DEFAULT_BATCH_SIZE,
+    *,
+    tilt_oversample: float = 1.0,
 ) -> list[dict[str, np.ndarray]]:
     """``pooled_features`` of several views (rotated, mirrored) of the same photos.
 
     Each batch is preprocessed once per rotation and all its views go through one forward
     pass: one larger batch costs less than several small ones, above all for one upload.
+    A tilted view is drawn as ``PipelineConfig.tilt_oversample`` says (``rotate``).
     """
     transform = extractor.backbone.transforms(crop)
     angles = sorted({angle for angle, _ in views})
+    side = tilt_side(extractor, crop, tilt_oversample)
+    steepest = max((abs(angle) for angle in angles), default=0.0)
     outs: list[dict[str, list]] = [
         {"avg": [], "gem": [], "multi": [], "layout": [], "box": []} for _ in views
     ]
@@ -349,8 +372,8 @@ def pooled_views(
 
     def turned(image: Image.Image) -> list[torch.Tensor]:
         # Shrunk and its backdrop colour found once for all the tilts; upright stays as it is.
-        small, fill = rotation_source(image) if any(angles) else (image, None)
-        return [transform(rotate(small, angle, fill) if angle else image) for angle in angles]
+        small, fill = rotation_source(image, steepest, side) if steepest else (image, None)
+        return [transform(rotate(small, angle, side, fill) if angle else image) for angle in angles]
 
     def prepared(chunk: Sequence[Image.Image]) -> dict[float, torch.Tensor]:
         per_image = list(pool.map(turned, chunk))
@@ -396,33 +419,79 @@ def _pool_maps(maps: list[torch.Tensor], flip: bool, out: dict) -> None:
     out["box"].append(saliency_boxes(maps[0].cpu(), flip))
 
 
-def rotate(image: Image.Image, degrees: float, fill: tuple[int, ...] | None = None) -> Image.Image:
+def rotate(
+    image: Image.Image, degrees: float, side: int, fill: tuple[int, ...] | None = None
+) -> Image.Image:
     """The photo turned by degrees (counter-clockwise), the corners filled with its border colour.
 
     The canvas grows to hold the whole photo, as a tilted phone photo frames a product; the
-    fill is the median colour of the photo's border (its backdrop), not black. ``fill`` given:
-    the photo is already ``rotation_source``'s, and that is its fill.
+    fill is the median colour of the photo's border (its backdrop), not black. The turned
+    photo is drawn with the canvas's shorter side ``side`` (a smaller photo at its own size):
+    turning costs per pixel drawn: at the size the backbone resizes to (its decode side), a
+    1200-pixel photo was shrunk and turned both ways in a fifth of the time it took at 512
+    pixels, as the pipeline drew it before (docs/evaluation.md). Both
+    sides are even, so the backbone's centre crop cuts as much off either edge and the
+    mirrored photo turned the other way is exactly this one mirrored. ``fill`` given: the
+    photo is already ``rotation_source``'s for this side, and that is its fill.
+
+    ``side`` 0 draws as the pipeline did before 2026-12-03 (``tilt_oversample`` 0): PIL's
+    rotate on its own canvas, the photo shrunk to LEGACY_TURN_SIDE pixels at most.
     """
     if not degrees:
         return image
     if fill is None:
-        image, fill = rotation_source(image)
-    return image.rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
+        image, fill = rotation_source(image, degrees, side)
+    if not side:
+        return image.rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
+    width, height = image.size
+    turn = math.radians(degrees)
+    cos, sin = math.cos(turn), math.sin(turn)
+    canvas = (width * cos + height * abs(sin), width * abs(sin) + height * cos)
+    scale = min(1.0, side / min(canvas))  # drawn pixels per pixel of the photo
+    size = (2 * round(canvas[0] * scale / 2), 2 * round(canvas[1] * scale / 2))
+    # From a drawn pixel back into the photo: about the two centres, turned back, unscaled.
+    a, b, d, e = cos / scale, -sin / scale, sin / scale, cos / scale
+    centre_x, centre_y = size[0] / 2, size[1] / 2
+    matrix = (
+        a, b, width / 2 - a * centre_x - b * centre_y,
+        d, e, height / 2 - d * centre_x - e * centre_y,
+    )  # fmt: skip
+    return image.transform(
+        size, Image.Transform.AFFINE, matrix, Image.Resampling.BICUBIC, fillcolor=fill
+    )
 
 
-def rotation_source(image: Image.Image) -> tuple[Image.Image, tuple[int, ...]]:
-    """The photo shrunk to ROTATE_MAX_SIDE (shorter side) to be turned, and its border colour:
-    the same for every angle, so a photo seen at two tilts is shrunk once."""
-    scale = ROTATE_MAX_SIDE / min(image.size)
+def rotation_source(
+    image: Image.Image, degrees: float, side: int
+) -> tuple[Image.Image, tuple[int, ...]]:
+    """The photo shrunk (smoothly: a resize, not the turn, does the shrinking) so that turned by
+    degrees, either way, its canvas's shorter side is still at least ``side``; and its border
+    colour. A photo seen at two tilts is shrunk once; a smaller one is kept as it is."""
+    width, height = image.size
+    if not side:  # as before 2026-12-03: the shorter side, unturned, LEGACY_TURN_SIDE at most
+        scale = LEGACY_TURN_SIDE / min(width, height)
+        if scale < 1:
+            image = image.resize(
+                (round(width * scale), round(height * scale)), Image.Resampling.BILINEAR
+            )
+        return image, border_colour(image)
+    turn = math.radians(abs(degrees))
+    cos, sin = math.cos(turn), math.sin(turn)
+    scale = side / min(width * cos + height * sin, width * sin + height * cos)
     if scale < 1:
-        size = (round(image.width * scale), round(image.height * scale))
+        size = (math.ceil(width * scale), math.ceil(height * scale))
         image = image.resize(size, Image.Resampling.BILINEAR)
     return image, border_colour(image)
 
 
-def rotate_all(images: Sequence[Image.Image], degrees: float) -> Sequence[Image.Image]:
+def tilt_side(extractor: Extractor, crop: str, oversample: float) -> int:
+    """The shorter side a tilted view is drawn with (0: as before 2026-12-03, see ``rotate``)."""
+    return round(extractor.backbone.decode_side(crop) * oversample)
+
+
+def rotate_all(images: Sequence[Image.Image], degrees: float, side: int) -> Sequence[Image.Image]:
     """Every photo turned by degrees (the same list when degrees is 0)."""
-    return [rotate(image, degrees) for image in images] if degrees else images
+    return [rotate(image, degrees, side) for image in images] if degrees else images
 
 
 def border_colour(image: Image.Image) -> tuple[int, ...]:

@@ -54,15 +54,28 @@ def targets(markdown: str) -> list[tuple[str, str, str]]:
 
 
 def machine(directory: Path) -> str:
-    """One line about the machine, from the first section JSON that records it."""
+    """One line about the machine, from the section JSONs that record it; where sections ran on
+    different machines (re-runs of some of them), which ran where."""
+    found: dict[str, dict] = {}
     for path in sorted(directory.glob("*.json")):
         try:
             info = json.loads(path.read_text(encoding="utf-8")).get("machine")
         except (ValueError, AttributeError):
             continue
         if isinstance(info, dict):
-            return ", ".join(f"{key} {value}" for key, value in info.items())
-    return platform.platform()
+            found[path.stem] = info
+    if not found:
+        return platform.platform()
+    first = next(iter(found.values()))
+    line = ", ".join(f"{key} {value}" for key, value in first.items())
+    kinds = {info.get("cpu") or info.get("gpu") for info in found.values()}
+    if len(kinds) == 1:
+        return line
+    where = "; ".join(
+        f"{name}: {info.get('cpu') or info.get('gpu')}, {str(info.get('date', '?'))[:16]}"
+        for name, info in found.items()
+    )
+    return f"{line}. The sections ran on different machines ({where})"
 
 
 def relink(markdown: str, directory: Path, out: Path) -> str:

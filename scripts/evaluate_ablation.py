@@ -67,6 +67,12 @@ def variants() -> dict[str, PipelineConfig]:
         "+ layout 0.5 (3x3 regions, whitened apart)": r(whiten, head_weight=0.7, layout_weight=0.5),
         "+ colour 0.1": colour,
         "+ catalog views tilted 8 degrees = default": r(colour, catalog_rotation=8.0),
+        "tilted views drawn at 1.5x the backbone's size": r(
+            colour, catalog_rotation=8.0, tilt_oversample=1.5
+        ),
+        "tilted views drawn at 2x the backbone's size": r(
+            colour, catalog_rotation=8.0, tilt_oversample=2.0
+        ),
         "tilted 4 degrees instead of 8": r(colour, catalog_rotation=4.0),
         "tilted 12 degrees instead of 8": r(colour, catalog_rotation=12.0),
         "+ colour 0.1, without whitening": r(colour, whiten_dims=0),

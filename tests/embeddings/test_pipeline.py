@@ -10,7 +10,6 @@ import torch
 from PIL import Image, ImageOps
 
 from embeddings.pipeline import (
-    ROTATE_MAX_SIDE,
     PipelineConfig,
     catalog_views,
     crop_to_box,
@@ -96,12 +95,18 @@ def test_it_rejects_a_catalog_rotation_that_is_no_small_tilt(degrees: float) -> 
 
 
 def test_under_catalog_rotation_a_mirrored_photo_still_embeds_like_the_original() -> None:
-    # The mirror of the photo tilted by +8 is the mirrored photo tilted by -8.
+    # The mirror of the photo tilted by +8 is the mirrored photo tilted by -8: drawn on
+    # canvases of even sides, exactly, whatever the photo's size. (On the canvases PIL's own
+    # rotate draws, these landscape photos' cosines were 0.9973-0.9983: an odd crop margin.)
     config = dataclasses.replace(BASE, mirror=True, layout_weight=0.5, catalog_rotation=8)
-    pipeline = load_pipeline(config, download=False)
-    boot = odd_padding_free(demo_photo("boots"))
-    xb = pipeline.embed_catalog([boot, ImageOps.mirror(boot)])
-    assert float(xb[0] @ xb[1]) > 0.999
+    pipeline = load_pipeline(config, download=False, precision="fp32")
+    photos = [
+        odd_padding_free(demo_photo(category, n)) for category, n in (("boots", 0), ("heels", 3))
+    ]
+    photos.append(photos[0].resize((photos[0].width * 3 + 1, photos[0].height * 3)))
+    for photo in photos:
+        xb = pipeline.embed_catalog([photo, ImageOps.mirror(photo)])
+        assert float(xb[0] @ xb[1]) > 0.9999
 
 
 def test_catalog_rotation_brings_the_catalog_vector_closer_to_a_tilted_photo() -> None:
@@ -110,7 +115,7 @@ def test_catalog_rotation_brings_the_catalog_vector_closer_to_a_tilted_photo() -
     upright = load_pipeline(dataclasses.replace(config, catalog_rotation=0), download=False)
     tilting = load_pipeline(config, download=False)
     boot = demo_photo("boots")
-    shot = rotate(boot, 8)
+    shot = rotate(boot, 8, side=max(boot.size))  # a photo of its own: not shrunk
     # when
     xq = upright.embed_query([shot])[0]
     # then the query side is the same, and the tilted catalog views are nearer to it
@@ -125,17 +130,61 @@ def test_a_rotated_photo_keeps_all_of_it_on_a_canvas_of_its_border_colour() -> N
     photo = Image.new("RGB", (300, 200), (255, 255, 255))
     photo.paste((20, 20, 20), (100, 50, 200, 150))
     # when
-    turned = rotate(photo, 10)
+    turned = rotate(photo, 10, side=300)
     # then the canvas grew to hold the corners, which are filled white, not black
     assert turned.width > 300 and turned.height > 200
     assert turned.getpixel((0, 0)) == turned.getpixel((turned.width - 1, 0)) == (255, 255, 255)
-    assert rotate(photo, 0) is photo
+    assert rotate(photo, 0, side=300) is photo
 
 
-def test_a_large_photo_is_shrunk_before_it_is_rotated() -> None:
+@pytest.mark.parametrize("degrees", [8, -8, 20])
+def test_a_large_photo_is_turned_at_the_size_asked_for_and_a_small_one_is_not_enlarged(
+    degrees: float,
+) -> None:
+    # given a 12 MP photo and a thumbnail
     photo = Image.new("RGB", (4000, 3000), (200, 180, 160))
-    turned = rotate(photo, 8)
-    assert ROTATE_MAX_SIDE <= min(turned.size) < 1.3 * ROTATE_MAX_SIDE
+    thumbnail = Image.new("RGB", (200, 150), (200, 180, 160))
+    # when each is turned to be drawn with a shorter side of 256
+    turned, small = rotate(photo, degrees, side=256), rotate(thumbnail, degrees, side=256)
+    # then the large one's turned canvas has that shorter side; the thumbnail keeps its scale
+    assert min(turned.size) == 256
+    own_size = thumbnail.rotate(degrees, expand=True).size  # PIL's canvas, not scaled
+    assert all(abs(ours - its) <= 2 for ours, its in zip(small.size, own_size, strict=True))
+    # and both canvases have even sides (a centre crop cuts as much off either edge)
+    assert all(length % 2 == 0 for length in turned.size + small.size)
+
+
+def test_tilt_oversample_0_turns_as_before_2026_12_03_on_pils_canvas_at_512_pixels() -> None:
+    # given a stored-size photo (an index built before the change still serves with this)
+    photo = demo_photo("boots").resize((1200, 900))
+    # when it is turned the old way
+    turned = rotate(photo, 8, side=0)
+    # then it was shrunk to 512 pixels and turned on PIL's own canvas, as before
+    shrunk = photo.resize((683, 512), Image.Resampling.BILINEAR)
+    assert turned.size == shrunk.rotate(8, expand=True).size
+    assert PipelineConfig(tilt_oversample=0).key().endswith(".rot8")
+
+
+def test_the_tilted_views_are_drawn_at_the_backbones_size_unless_oversampled() -> None:
+    # given a tilting configuration, and the same drawn at twice the backbone's size
+    config = dataclasses.replace(BASE, mirror=True, catalog_rotation=8)
+    finer = dataclasses.replace(config, tilt_oversample=2)
+    # then they are different retrieval configurations (their vectors are not interchangeable)
+    fast, fine = load_pipeline(config, download=False), load_pipeline(finer, download=False)
+    assert fast.model_id != fine.model_id
+    assert config.key().endswith("rot8x1") and finer.key().endswith("rot8x2")
+    # and the vectors stay close, but are not the same
+    boot = demo_photo("boots")
+    closeness = float(fast.embed_catalog([boot])[0] @ fine.embed_catalog([boot])[0])
+    assert 0.98 < closeness < 0.99999
+
+
+@pytest.mark.parametrize("oversample", [0.5, 0.99, 4.5, -1])
+def test_it_rejects_a_tilt_oversample_outside_one_to_four_but_the_earlier_drawings_0(
+    oversample: float,
+) -> None:
+    with pytest.raises(ValueError, match="1 to 4 times the backbone's size"):
+        dataclasses.replace(BASE, catalog_rotation=8, tilt_oversample=oversample)
 
 
 def test_the_configuration_is_part_of_the_model_id() -> None:
@@ -307,7 +356,7 @@ def test_views_prepared_together_are_the_views_prepared_alone() -> None:
     photos = []
     for category in ("boots", "heels", "sneakers"):
         photo = demo_photo(category)
-        scale = 2 * ROTATE_MAX_SIDE / min(photo.size)
+        scale = 4 * 256 / min(photo.size)  # larger than the 256 px a view is turned at
         photos.append(photo.resize((round(photo.width * scale), round(photo.height * scale))))
     views = ((0.0, False), (8.0, False), (-8.0, True))
     # when the three views are pooled in one pass

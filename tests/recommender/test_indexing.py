@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -18,7 +19,13 @@ from recommender import index_kinds, indexing
 from recommender.embedding import current_extractor, reset_backbone_choice
 from recommender.models import ImageVector
 from recommender.postprocessing import serving_postprocessor
-from recommender.services import index_rebuild, similar_to_product
+from recommender.services import (
+    index_rebuild,
+    products_embed,
+    similar_to_image,
+    similar_to_product,
+)
+from shop.images import open_stored
 from shop.models import Product
 from tests.conftest import queued
 
@@ -193,6 +200,41 @@ def test_reindex_switches_models_while_the_old_index_serves(small_catalog, setti
     assert manifest.dim == index.d < 512 and manifest.postprocessor
     result = similar_to_product(query.pk, k=3)
     assert result.model_id == new_model and result.index_version == manifest.version
+    assert not indexing.index_status().upgrade_pending
+
+
+def test_an_index_from_before_the_tilts_were_drawn_small_serves_until_reindexed(
+    small_catalog, settings, monkeypatch
+):
+    # given the products indexed as before 2026-12-03 (tilted views turned at up to 512 px)
+    from recommender import embedding
+
+    legacy = dataclasses.replace(embedding.pipeline_config(), tilt_oversample=0)
+    with monkeypatch.context() as patch:
+        patch.setattr(embedding, "pipeline_config", lambda: legacy)
+        reset_backbone_choice()
+        products_embed([p.pk for p in small_catalog])
+        old = index_rebuild()
+    reset_backbone_choice()
+    # when this version runs, which draws them at the backbone's size (another model id)
+    new_model = current_extractor().model_id
+    assert old.model_id.endswith(".rot8") and new_model.endswith(".rot8x1")
+    # then the old index still serves similar items and photo searches with its own drawing
+    query = small_catalog[0]
+    assert similar_to_product(query.pk, k=3).model_id == old.model_id
+    found = similar_to_image(open_stored(small_catalog[5].image), k=3)
+    assert found.model_id == old.model_id and found.items[0].product.pk == small_catalog[5].pk
+    assert indexing.index_status().upgrade_pending
+    # and new photos are embedded both ways, the old way as before, so neither index misses them
+    extractors = indexing.embedding_models()
+    assert [e.model_id for e in extractors] == [new_model, old.model_id]
+    stored = ImageVector.objects.get(image_hash=query.image_hash, model_id=old.model_id)
+    again = extractors[1].embed([open_stored(query.image)])[0]
+    assert float(again @ np.frombuffer(stored.vector, np.float32)) > 0.9999
+    # when reindex runs, then the index moves to the new drawing
+    call_command("reindex")
+    assert vector_index.read_manifest(settings.LOOKALIKE_INDEX_DIR).model_id == new_model
+    assert similar_to_product(query.pk, k=3).model_id == new_model
     assert not indexing.index_status().upgrade_pending
 
 

@@ -102,7 +102,7 @@ def test_learned_post_processing_is_saved_and_used_with_its_index(small_catalog,
     manifest = index_rebuild()
     # then the manifest names its post-processing file; the vectors are shape and layout,
     # each whitened to 8, the 72 colour bins as they are, and 4 category scores
-    assert manifest.model_id.endswith("cc.multi.mir.col0.1.lay0.5.w8.h0.5q0.bg.rot8")
+    assert manifest.model_id.endswith("cc.multi.mir.col0.1.lay0.5.w8.h0.5q0.bg.rot8x1")
     assert manifest.postprocessor == f"post-{manifest.version:06d}.npz"
     assert manifest.dim == 8 + 8 + 72 + 4
     data = vector_index.read_postprocessor(settings.LOOKALIKE_INDEX_DIR, manifest)
