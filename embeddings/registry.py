@@ -22,7 +22,7 @@ from torch import nn
 from torchvision import models
 from torchvision.transforms import v2 as T
 
-from embeddings.fold import fold_batchnorm
+from embeddings.fold import fold_batchnorm, streamline
 from embeddings.preprocess import prepare, to_rgb
 
 logger = logging.getLogger(__name__)
@@ -109,8 +109,9 @@ class Backbone:
     ):
         """Build the model and load its weights; returns (model in eval mode, weights id).
 
-        Batch norms are folded into their convolutions (``fold``; the same outputs, faster);
-        ``fold=False`` gives the network as its authors wrote it.
+        Batch norms are folded into their convolutions and padding and activations streamlined
+        (``fold``; the same outputs, faster: ``embeddings.fold``); ``fold=False`` gives the
+        network as its authors wrote it.
         """
         path = self.weights_path(weights_file, download)
         classifier = self.build()
@@ -125,13 +126,12 @@ class Backbone:
         model = self.features(classifier).eval()
         if not fold:
             return model, weights_id(path)
-        model, _ = fold_batchnorm(
-            model,
-            torch.randn(
-                1, 3, FOLD_PROBE_SIDE, FOLD_PROBE_SIDE, generator=torch.Generator().manual_seed(0)
-            ),
-            lambda m, x: (m(x), m.feature_maps(x)),
+        probe = torch.randn(
+            1, 3, FOLD_PROBE_SIDE, FOLD_PROBE_SIDE, generator=torch.Generator().manual_seed(0)
         )
+        both_paths = lambda m, x: (m(x), m.feature_maps(x))  # noqa: E731
+        model, _ = fold_batchnorm(model, probe, both_paths)
+        model, _ = streamline(model, probe, both_paths)
         return model, weights_id(path)
 
 

@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_report import write_section  # noqa: E402
 
 from embeddings.extractor import Extractor, _build_extractor, cpu_supports_bf16  # noqa: E402
+from embeddings.fold import fold_batchnorm  # noqa: E402
 from embeddings.images import decode_photo, decode_photos  # noqa: E402
 from embeddings.pipeline import Pipeline, PipelineConfig, decode_side  # noqa: E402
 from embeddings.registry import get_backbone  # noqa: E402
@@ -286,6 +287,16 @@ def alternated(runs: dict[str, Callable[[], object]], rounds: int = 3) -> dict[s
     return {name: (statistics.median(times[name]), results[name]) for name in runs}
 
 
+def as_built(name: str, weights: str | None) -> Extractor:
+    """The product's extractor with its batch norms folded, but padding and activations as the
+    network builds them: what ``embeddings.fold.streamline`` saves is the difference."""
+    extractor = _build_extractor(name, weights, "cpu", "auto", download=False, fold=False)
+    probe = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    model, _ = fold_batchnorm(extractor.model, probe, lambda m, x: (m(x), m.feature_maps(x)))
+    extractor.model = model.to(memory_format=torch.channels_last)
+    return extractor
+
+
 def bench_backbone(
     name: str,
     weights: str | None,
@@ -305,6 +316,7 @@ def bench_backbone(
     naive.model.to(memory_format=torch.contiguous_format)
     fast = _build_extractor(name, weights, "cpu", "auto", download=False)
     unfolded = _build_extractor(name, weights, "cpu", "auto", download=False, fold=False)
+    built = as_built(name, weights)
     nchw = _build_extractor(name, weights, "cpu", "auto", download=False)
     nchw.model.to(memory_format=torch.contiguous_format)
     datas = demo_jpegs(n_pipe)
@@ -324,6 +336,7 @@ def bench_backbone(
         fp32_1: forward_pass(naive, 1, nchw=True),
         f"{fast.precision} NCHW, batch {batch}": forward_pass(nchw, batch, nchw=True),
         kept: forward_pass(unfolded, batch),
+        f"{folded}, padding and activations as built": forward_pass(built, batch),
         folded: forward_pass(fast, batch),
     }
     if compile_too:
@@ -388,15 +401,19 @@ def bench_product_path(n: int) -> dict:
     # The baseline for drawing the tilted views at the backbone's size: drawn twice as fine
     # (about the 512 pixels the pipeline turned a stored photo at before), same weights.
     finer = Pipeline(dataclasses.replace(config, tilt_oversample=2.0), fast.extractors)
+    # And for the network streamlined (embeddings.fold.streamline): the same, as built.
+    built = Pipeline(config, [as_built(name, None)])
     measured = alternated(
         {
             "eager": lambda: fast.embed_catalog(full),
             "compiled": lambda: compiled.embed_catalog(full),
             "finer": lambda: finer.embed_catalog(full),
+            "built": lambda: built.embed_catalog(full),
         }
     )
     (seconds, x_full), (compiled_s, x_compiled) = measured["eager"], measured["compiled"]
     finer_s, x_finer = measured["finer"]
+    built_s, x_built = measured["built"]
     x_fast = fast.embed_catalog(drafted)
     x_fp32 = fp32.embed_catalog(full)
     side = decode_side(config)
@@ -409,6 +426,8 @@ def bench_product_path(n: int) -> dict:
         "catalog_compile_s": round(compile_s, 1),
         "cosine_compiled_vs_eager": cosines(x_full, x_compiled),
         "catalog_finer_img_s": round(n / finer_s, 1),
+        "catalog_as_built_img_s": round(n / built_s, 1),
+        "catalog_as_built_same_vectors": bool(np.array_equal(x_full, x_built)),
         "cosine_finer_vs_default": cosines(x_full, x_finer),
         "decode_full_img_s": round(n / timed(lambda: [decode_photo(d) for d in stored])[0], 1),
         "decode_draft_img_s": round(n / timed(lambda: [decode_photo(d, side) for d in stored])[0]),
@@ -423,7 +442,9 @@ def bench_product_path(n: int) -> dict:
         f"img/s eager, {row['catalog_compiled_img_s']} compiled (first call "
         f"{row['catalog_compile_s']} s, cosine to eager {row['cosine_compiled_vs_eager']}); "
         f"tilts drawn twice as fine {row['catalog_finer_img_s']} img/s eager (cosine "
-        f"{row['cosine_finer_vs_default']}); decode full {row['decode_full_img_s']} vs draft "
+        f"{row['cosine_finer_vs_default']}); padding and activations as built "
+        f"{row['catalog_as_built_img_s']} img/s eager (same vectors: "
+        f"{row['catalog_as_built_same_vectors']}); decode full {row['decode_full_img_s']} vs draft "
         f"{row['decode_draft_img_s']} img/s "
         f"({row['full_size']} -> {row['draft_size']}); cosine draft/full "
         f"{row['cosine_draft_vs_full']}, {fast.precision}/fp32 {row['cosine_bf16_vs_fp32']}"
@@ -689,7 +710,10 @@ def markdown(result: dict, command: str) -> str:
         f"before that change) the same path runs {p.get('catalog_finer_img_s', '-')} img/s "
         "eager (vectors' cosine to the default's min "
         f"{p.get('cosine_finer_vs_default', {}).get('min', '-')}: another configuration, "
-        "compared for retrieval in docs/evaluation.md). Drafted decoding "
+        "compared for retrieval in docs/evaluation.md). With the network's padding and "
+        "activations as built (not streamlined, `embeddings.fold.streamline`) it runs "
+        f"{p.get('catalog_as_built_img_s', '-')} img/s eager (the same vectors: "
+        f"{p.get('catalog_as_built_same_vectors', '-')}). Drafted decoding "
         f"({p['full_size'][0]}x{p['full_size'][1]} decoded as {p['draft_size'][0]}x"
         f"{p['draft_size'][1]}): {p['decode_full_img_s']} -> {p['decode_draft_img_s']} img/s, "
         f"cosine to the full decode min {p['cosine_draft_vs_full']['min']} (mean "

@@ -1,4 +1,5 @@
-"""Batch norm folded into convolutions: same outputs, no normalisation passes left."""
+"""Batch norm folded into convolutions, padding and activations streamlined: same outputs,
+fewer passes."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import torch
 from torch import nn
 from torchvision import models
 
-from embeddings.fold import fold_batchnorm
+from embeddings.fold import fold_batchnorm, streamline
 from embeddings.registry import ResNetFeatures, get_backbone
 
 BOTH_PATHS = lambda m, x: (m(x), m.feature_maps(x))  # noqa: E731
@@ -110,3 +111,57 @@ def test_a_batch_norm_shared_by_two_convolutions_is_left_alone() -> None:
     result, pairs = fold_batchnorm(model, torch.randn(1, 3, 8, 8), BOTH_PATHS)
     # then
     assert pairs == 0 and batch_norms(result) == 1
+
+
+def test_efficientnet_pads_inside_its_stride_1_convolutions_and_activates_in_place() -> None:
+    # given EfficientNet-Lite0 with its real weights, batch norms folded (as it loads)
+    backbone = get_backbone("efficientnet_lite0")
+    classifier = backbone.build()
+    classifier.load_state_dict(torch.load(backbone.weights_path(), weights_only=True))
+    probe = torch.randn(1, 3, 64, 64)
+    folded, _ = fold_batchnorm(backbone.features(classifier).eval(), probe, BOTH_PATHS)
+    # when
+    lighter, changed = streamline(folded, probe, BOTH_PATHS)
+    # then the 12 symmetric paddings are done by their convolutions (the 5 at stride 2 are
+    # one pixel wider on one side, and stay), and every ReLU6 writes over its input
+    paddings = [m.static_padding for m in lighter.modules() if hasattr(m, "static_padding")]
+    assert sum(isinstance(p, nn.ZeroPad2d) for p in paddings) == 5
+    assert all(m.inplace for m in lighter.modules() if isinstance(m, nn.ReLU6))
+    assert changed > 12 and not any(m.inplace for m in folded.modules() if isinstance(m, nn.ReLU6))
+    # and the outputs are the same bit for bit, in fp32 and in bf16 on the pipeline's layout
+    x = torch.randn(4, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+    for precision in (torch.float32, torch.bfloat16):
+        with (
+            torch.inference_mode(),
+            torch.autocast("cpu", precision, enabled=precision != torch.float32),
+        ):
+            for a, b in zip(folded.feature_maps(x), lighter.feature_maps(x), strict=True):
+                assert torch.equal(a, b)
+    # and the loaded backbone is the streamlined one
+    loaded, _ = backbone.load(download=False)
+    assert all(m.inplace for m in loaded.modules() if isinstance(m, nn.ReLU6))
+
+
+class ActivatesWhatItAddsBack(nn.Module):
+    """An activation whose input is read again after it: it must not overwrite that input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.act = nn.ReLU6()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return self.act(y) + y
+
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.forward(x)]
+
+
+def test_an_activation_whose_input_is_read_again_is_left_as_built() -> None:
+    torch.manual_seed(0)
+    model = ActivatesWhatItAddsBack().eval()
+    # when
+    result, changed = streamline(model, torch.randn(1, 3, 8, 8), BOTH_PATHS)
+    # then
+    assert changed == 0 and result is model and not model.act.inplace
