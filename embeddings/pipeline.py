@@ -425,14 +425,15 @@ def rotate(
     """The photo turned by degrees (counter-clockwise), the corners filled with its border colour.
 
     The canvas grows to hold the whole photo, as a tilted phone photo frames a product; the
-    fill is the median colour of the photo's border (its backdrop), not black. The turned
-    photo is drawn with the canvas's shorter side ``side`` (a smaller photo at its own size):
-    turning costs per pixel drawn: at the size the backbone resizes to (its decode side), a
-    1200-pixel photo was shrunk and turned both ways in a fifth of the time it took at 512
-    pixels, as the pipeline drew it before (docs/evaluation.md). Both
-    sides are even, so the backbone's centre crop cuts as much off either edge and the
-    mirrored photo turned the other way is exactly this one mirrored. ``fill`` given: the
-    photo is already ``rotation_source``'s for this side, and that is its fill.
+    fill is the median colour of the photo's border (its backdrop), not black.
+
+    The turned photo is drawn with the canvas's shorter side ``side`` (a smaller photo at its
+    own size). Turning costs per pixel drawn: at the size the backbone resizes to (its decode
+    side), a 1200-pixel photo was shrunk and turned both ways in a fifth of the time it took
+    at 512 pixels, as the pipeline drew it before (docs/evaluation.md). Both sides are even,
+    so the backbone's centre crop cuts as much off either edge, and the mirrored photo turned
+    the other way is exactly this one mirrored. ``fill`` given: the photo is already
+    ``rotation_source``'s for this side, and that is its fill.
 
     ``side`` 0 draws as the pipeline did before 2026-12-03 (``tilt_oversample`` 0): PIL's
     rotate on its own canvas, the photo shrunk to LEGACY_TURN_SIDE pixels at most.

@@ -109,9 +109,9 @@ class Backbone:
     ):
         """Build the model and load its weights; returns (model in eval mode, weights id).
 
-        Batch norms are folded into their convolutions and padding and activations streamlined
-        (``fold``; the same outputs, faster: ``embeddings.fold``); ``fold=False`` gives the
-        network as its authors wrote it.
+        Batch norms are folded into their convolutions, and padding and activations are
+        streamlined (``fold``: the same outputs, faster; ``embeddings.fold``); ``fold=False``
+        gives the network as its authors wrote it.
         """
         path = self.weights_path(weights_file, download)
         classifier = self.build()

@@ -181,10 +181,11 @@ def _extractor_for(model_id: str) -> Extractor | Pipeline:
     # settings (the part after "/") on that backbone; ids without "/" are plain backbones.
     backbone_id, _, key = model_id.partition("/")
     config = pipeline_config()
-    if key and key == replace(config, tilt_oversample=0).key() != config.key():
+    earlier = replace(config, tilt_oversample=0)
+    if key and key != config.key() and key == earlier.key():
         # Built before the tilted views were drawn at the backbone's size (2026-12-03): that
         # drawing is kept, so the index serves, and takes new products, until reindexed.
-        config = replace(config, tilt_oversample=0)
+        config = earlier
     if key and (key != config.key() or backbone_id.startswith("ensemble")):
         raise ModelUnavailable(
             f"The index was built with {model_id}, another retrieval configuration than the "
