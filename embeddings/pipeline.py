@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from PIL import Image
 
 from embeddings.extractor import DEFAULT_BATCH_SIZE, Extractor, finite_rows, load_extractor
 from embeddings.postprocess import l2n
-from embeddings.preprocess import to_rgb
+from embeddings.preprocess import shrink, to_rgb
 from embeddings.registry import get_backbone
 
 CROPS = ("letterbox", "centre")
@@ -480,8 +481,7 @@ def rotation_source(
     cos, sin = math.cos(turn), math.sin(turn)
     scale = side / min(width * cos + height * sin, width * sin + height * cos)
     if scale < 1:
-        size = (math.ceil(width * scale), math.ceil(height * scale))
-        image = image.resize(size, Image.Resampling.BILINEAR)
+        image = shrink(image, (math.ceil(width * scale), math.ceil(height * scale)))
     return image, border_colour(image)
 
 
@@ -593,19 +593,34 @@ def crop_to_box(image: Image.Image, box: np.ndarray) -> Image.Image:
 
 
 def colour_histograms(images: Sequence[Image.Image]) -> np.ndarray:
-    """Centre-weighted HSV histograms, square-rooted and unit length (Hellinger kernel)."""
-    rows = []
-    for image in images:
-        small = image.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR)
-        hsv = np.asarray(small.convert("HSV"), np.int32)
-        bins = [hsv[..., i] * n // 256 for i, n in enumerate(COLOUR_BINS)]
-        index = (bins[0] * COLOUR_BINS[1] + bins[1]) * COLOUR_BINS[2] + bins[2]
-        # The product is usually in the middle; the border is mostly floor or backdrop.
-        yy, xx = np.mgrid[-1:1:64j, -1:1:64j]
-        weight = np.exp(-(xx**2 + yy**2) / 0.5)
-        hist = np.bincount(index.ravel(), weight.ravel(), minlength=int(np.prod(COLOUR_BINS)))
-        rows.append(np.sqrt(hist / hist.sum()))
-    return l2n(np.asarray(rows))
+    """Centre-weighted HSV histograms, square-rooted and unit length (Hellinger kernel).
+
+    Photos are shrunk in threads (torch and PIL release the GIL): on a CPU the catalog path
+    runs these after the network, while no other work is left for the cores.
+    """
+    workers = min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        return l2n(np.asarray(list(pool.map(colour_histogram, images))))
+
+
+def _centre_weight(side: int) -> np.ndarray:
+    # The product is usually in the middle; the border is mostly floor or backdrop.
+    yy, xx = np.mgrid[-1 : 1 : side * 1j, -1 : 1 : side * 1j]
+    return np.exp(-(xx**2 + yy**2) / 0.5).ravel()
+
+
+COLOUR_SIDE = 64
+_COLOUR_WEIGHT = _centre_weight(COLOUR_SIDE)
+
+
+def colour_histogram(image: Image.Image) -> np.ndarray:
+    """One photo's ``colour_histograms`` row, before the unit length."""
+    small = shrink(image.convert("RGB") if image.mode != "RGB" else image, (COLOUR_SIDE,) * 2)
+    hsv = np.asarray(small.convert("HSV"), np.int32)
+    bins = [hsv[..., i] * n // 256 for i, n in enumerate(COLOUR_BINS)]
+    index = (bins[0] * COLOUR_BINS[1] + bins[1]) * COLOUR_BINS[2] + bins[2]
+    hist = np.bincount(index.ravel(), _COLOUR_WEIGHT, minlength=int(np.prod(COLOUR_BINS)))
+    return np.sqrt(hist / hist.sum())
 
 
 def load_pipeline(

@@ -116,7 +116,7 @@ def _data_uri(image: Image.Image) -> str:
     # The query photo is shown back to the shopper but never stored.
     from embeddings.preprocess import to_rgb
 
-    preview = to_rgb(image)
+    preview = to_rgb(image).copy()  # thumbnail() shrinks in place: not the photo searched with
     preview.thumbnail((480, 480))
     buffer = io.BytesIO()
     preview.save(buffer, format="JPEG", quality=80)

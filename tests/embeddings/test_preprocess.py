@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
+import pytest
 from PIL import Image
 
-from embeddings.preprocess import letterbox, prepare, to_rgb
+from embeddings.preprocess import letterbox, prepare, shrink, to_rgb
 from embeddings.registry import get_backbone
 
 
@@ -41,6 +45,58 @@ def test_exif_orientation_is_applied() -> None:
     upright = to_rgb(image)
     # then it is shown as portrait
     assert upright.size == (20, 40)
+
+
+def test_an_upright_rgb_photo_is_used_as_it_is_not_copied() -> None:
+    # given a JPEG as a worker decodes it
+    buffer = io.BytesIO()
+    Image.effect_noise((60, 40), 50).convert("RGB").save(buffer, format="JPEG")
+    photo = Image.open(io.BytesIO(buffer.getvalue()))
+    # when it is made RGB and upright
+    rgb = to_rgb(photo)
+    # then it is the photo itself, with its pixels
+    assert rgb is photo
+    assert rgb.mode == "RGB" and rgb.size == (60, 40)
+    # while a grey photo is converted, and a new image comes back
+    grey = Image.new("L", (6, 4), 80)
+    assert to_rgb(grey) is not grey and to_rgb(grey).getpixel((0, 0)) == (80, 80, 80)
+
+
+def detailed_photo(width: int, height: int) -> Image.Image:
+    """Noise over a colour gradient: every pixel differs, as in a real photo."""
+    x = np.linspace(0, 1, width)[None, :, None]
+    y = np.linspace(0, 1, height)[:, None, None]
+    rng = np.random.default_rng(0)
+    pixels = 255 * np.concatenate([x + 0 * y, y + 0 * x, (x + y) / 2], axis=2) * 0.7
+    pixels = pixels + rng.normal(0, 25, (height, width, 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
+@pytest.mark.parametrize("size", [(291, 218), (64, 64), (899, 699), (1, 1)])
+def test_shrinking_draws_the_pixels_pils_bilinear_filter_draws(size: tuple[int, int]) -> None:
+    # given a detailed 1600 x 1200 photo
+    photo = detailed_photo(1600, 1200) if size != (899, 699) else detailed_photo(900, 700)
+    # when it is shrunk by torch's kernels and by PIL's
+    ours = np.asarray(shrink(photo, size), np.int16)
+    pils = np.asarray(photo.resize(size, Image.Resampling.BILINEAR), np.int16)
+    # then the pixels are PIL's, give or take one level
+    assert ours.shape == pils.shape == (size[1], size[0], 3)
+    difference = np.abs(ours - pils)
+    assert difference.max() <= 1
+    assert difference.mean() < 0.02
+
+
+@pytest.mark.parametrize(
+    "photo, size",
+    [
+        (detailed_photo(100, 80), (200, 160)),  # enlarged
+        (detailed_photo(100, 80), (50, 80)),  # one side kept
+        (detailed_photo(100, 80).convert("L"), (50, 40)),  # not RGB
+    ],
+)
+def test_what_is_not_shrunk_both_ways_in_rgb_is_resized_by_pil(photo, size) -> None:
+    resized = shrink(photo, size)
+    assert resized.tobytes() == photo.resize(size, Image.Resampling.BILINEAR).tobytes()
 
 
 def test_the_backbone_entry_carries_its_own_preprocessing() -> None:

@@ -108,6 +108,24 @@ def test_searching_by_photo_shows_the_photo_and_the_matching_product(client, sma
     assert response.context["result"].items[0].product == target
 
 
+def test_the_preview_shown_back_leaves_the_photo_searched_with_whole() -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    from shop.views import _data_uri
+
+    # given an uploaded photo, decoded (upright RGB: the preview is drawn from it itself)
+    photo = Image.new("RGB", (1200, 900), (30, 120, 200))
+    # when its preview is made for the results page
+    uri = _data_uri(photo)
+    # then the preview is small, and the photo the search embeds is still the whole one
+    preview = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert preview.size == (480, 360)
+    assert photo.size == (1200, 900)
+
+
 @pytest.mark.parametrize(("data", "name", "message"), hostile_uploads())
 def test_a_bad_photo_gets_a_400_page_that_says_what_is_accepted(
     client, small_catalog, settings, data: bytes, name: str, message: str
