@@ -622,10 +622,19 @@ def chosen(report: dict) -> dict:
     return max(cached, key=lambda r: r["scenarios"]["similar, Zipf"]["rps"])
 
 
+def shipped(report: dict) -> dict:
+    """The variant the product runs as shipped: `LOOKALIKE_API_RESULT_CACHE`'s default (local)
+    with `gunicorn.conf.py`'s default of one worker per core (the best cached variant when this
+    run has none such). The targets are read off it, not off whichever variant a noisy run
+    put first."""
+    cores = report["machine"]["cores"]
+    mine = [r for r in report["results"] if r["cache"] == "local" and r["workers"] == cores]
+    return mine[0] if mine else chosen(report)
+
+
 def targets(report: dict) -> list[str]:
-    """One line per target of the issue, for the chosen variant."""
-    best = chosen(report)
-    rows = best["scenarios"]
+    """One line per target of the issue, for the server as shipped."""
+    rows = shipped(report)["scenarios"]
     bare, keyed = rows["no-op (bare DRF)"], rows["no-op (key + limits)"]
     lines = []
     for load in ("similar, Zipf", "similar, uniform"):
@@ -732,7 +741,8 @@ index and the neighbour lists are memory-mapped, their pages shared by the worke
 
 ![]({PART}.png)
 
-Best cached variant of this run (similar items, Zipf): "{best["variant"]}". Compare it with
+The targets below are read off the server as shipped, "{shipped(report)["variant"]}". Best
+cached variant of this run (similar items, Zipf): "{best["variant"]}". Compare it with
 the other rows before changing a default (`LOOKALIKE_API_RESULT_CACHE`, the key cache's 10 s,
 `gunicorn.conf.py`'s workers): one run on 2 shared cores moves by 10-20 %.
 
