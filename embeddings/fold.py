@@ -64,7 +64,8 @@ def streamline(
       TensorFlow-style "same" padding) pads inside the convolution instead, where the border
       is the same on opposite sides (stride 1: most of them; at stride 2 it is not).
     - ReLU-like activations (ReLU, ReLU6) overwrite their input instead of writing a new
-      tensor: each reads a convolution's fresh output that nothing else reads.
+      tensor: each reads a convolution's fresh output that nothing else reads. They become
+      ``ClampInPlace``, which clamps a bf16 activation on the CPU as integers.
 
     On EfficientNet-Lite0 in bf16 these two passes took 45 % of the catalog path's eager
     forward passes under cProfile; without them the model alone ran 304 img/s against 222
@@ -82,8 +83,12 @@ def streamline(
                 module.padding = (top, left)
                 module.static_padding = nn.Identity()
                 changed += 1
-        elif isinstance(module, nn.ReLU | nn.Hardtanh) and not module.inplace:
-            module.inplace = True
+    for name, module in list(lighter.named_modules()):
+        if isinstance(module, nn.ReLU):
+            _set(lighter, name, ClampInPlace())
+            changed += 1
+        elif isinstance(module, nn.Hardtanh) and module.min_val == 0.0:
+            _set(lighter, name, ClampInPlace(module.max_val))
             changed += 1
     if not changed:
         return model, 0
@@ -92,6 +97,48 @@ def streamline(
         logger.warning("Padding and activations kept as built: outputs moved by %.2g", worst)
         return model, 0
     return lighter, changed
+
+
+class ClampInPlace(nn.Module):
+    """ReLU (``upper`` None) or ReLU6 (``upper`` 6) that overwrites its input.
+
+    On the CPU, torch clamps a bf16 tensor by widening every element to fp32 and rounding it
+    back: on this project's CPUs it took 10 ms to ReLU a 51 MB bf16 activation in place,
+    against 3.5 ms for the 103 MB fp32 one, a quarter of ResNet-50's eager bf16 forward
+    pass. A bf16 number's sign is its top bit and, for numbers of one sign, the order of the
+    bit patterns read as integers is the order of the numbers. So clamping the same bits
+    viewed as int16 at 0 (and at the bits of ``upper``) gives the same activation for every
+    number, infinities included (0.0 for -0.0), in 1 ms. A NaN whose sign bit is set becomes
+    0.0 where torch keeps it NaN: bf16 has fp32's range, so an activation is NaN only where
+    the fp32 one overflowed too. fp16 (whose overflow ``extractor.finite_rows`` must see as
+    NaN), fp32, a GPU, and torch.compile (which fuses the activation into the convolution)
+    get torch's own clamp.
+    """
+
+    def __init__(self, upper: float | None = None) -> None:
+        super().__init__()
+        self.upper = upper
+        self.upper_bits = (
+            None
+            if upper is None
+            else int(torch.tensor(upper, dtype=torch.bfloat16).view(torch.int16))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            x.dtype == torch.bfloat16
+            and x.device.type == "cpu"
+            and not torch.compiler.is_compiling()
+        ):
+            bits = x.view(torch.int16)
+            bits.clamp_min_(0)
+            if self.upper_bits is not None:
+                bits.clamp_max_(self.upper_bits)
+            return x
+        return x.relu_() if self.upper is None else x.clamp_(0.0, self.upper)
+
+    def extra_repr(self) -> str:
+        return "ReLU, in place" if self.upper is None else f"ReLU{self.upper:g}, in place"
 
 
 def _pairs(

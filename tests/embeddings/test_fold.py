@@ -3,11 +3,12 @@ fewer passes."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 from torchvision import models
 
-from embeddings.fold import fold_batchnorm, streamline
+from embeddings.fold import ClampInPlace, fold_batchnorm, streamline
 from embeddings.registry import ResNetFeatures, get_backbone
 
 BOTH_PATHS = lambda m, x: (m(x), m.feature_maps(x))  # noqa: E731
@@ -126,8 +127,11 @@ def test_efficientnet_pads_inside_its_stride_1_convolutions_and_activates_in_pla
     # one pixel wider on one side, and stay), and every ReLU6 writes over its input
     paddings = [m.static_padding for m in lighter.modules() if hasattr(m, "static_padding")]
     assert sum(isinstance(p, nn.ZeroPad2d) for p in paddings) == 5
-    assert all(m.inplace for m in lighter.modules() if isinstance(m, nn.ReLU6))
-    assert changed > 12 and not any(m.inplace for m in folded.modules() if isinstance(m, nn.ReLU6))
+    relu6s = sum(isinstance(m, nn.ReLU6) for m in folded.modules())
+    assert relu6s > 12 and not any(m.inplace for m in folded.modules() if isinstance(m, nn.ReLU6))
+    assert not any(isinstance(m, nn.ReLU6) for m in lighter.modules())
+    assert sum(isinstance(m, ClampInPlace) and m.upper == 6 for m in lighter.modules()) == relu6s
+    assert changed == 12 + relu6s
     # and the outputs are the same bit for bit, in fp32 and in bf16 on the pipeline's layout
     x = torch.randn(4, 3, 224, 224).contiguous(memory_format=torch.channels_last)
     for precision in (torch.float32, torch.bfloat16):
@@ -139,7 +143,7 @@ def test_efficientnet_pads_inside_its_stride_1_convolutions_and_activates_in_pla
                 assert torch.equal(a, b)
     # and the loaded backbone is the streamlined one
     loaded, _ = backbone.load(download=False)
-    assert all(m.inplace for m in loaded.modules() if isinstance(m, nn.ReLU6))
+    assert sum(isinstance(m, ClampInPlace) for m in loaded.modules()) == relu6s
 
 
 class ActivatesWhatItAddsBack(nn.Module):
@@ -165,3 +169,53 @@ def test_an_activation_whose_input_is_read_again_is_left_as_built() -> None:
     result, changed = streamline(model, torch.randn(1, 3, 8, 8), BOTH_PATHS)
     # then
     assert changed == 0 and result is model and not model.act.inplace
+
+
+def special_values(dtype: torch.dtype) -> torch.Tensor:
+    """Every sign and size an activation can take, in the pipeline's layout."""
+    info = torch.finfo(dtype)
+    edges = [0.0, -0.0, float("inf"), -float("inf"), info.max, -info.max, info.tiny, -info.tiny]
+    edges += [info.tiny / 4, -info.tiny / 4, 6.0, -6.0, 5.99, 6.01, 1e-3, -1e-3]  # subnormals
+    values = torch.cat([torch.tensor(edges), torch.randn(2 * 8 * 5 * 5 - len(edges)) * 4])
+    return values.to(dtype).reshape(2, 8, 5, 5).contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+@pytest.mark.parametrize("upper", [None, 6.0])
+def test_clamping_bf16_activations_as_integers_gives_relu_exactly(dtype, upper) -> None:
+    # given activations of every sign and size, and what torch's own ReLU / ReLU6 make of them
+    x = special_values(dtype)
+    expected = torch.relu(x.float()) if upper is None else torch.clamp(x.float(), 0, upper)
+    # when
+    y = ClampInPlace(upper)(x)
+    # then the activation is overwritten, in the same layout, with the same numbers
+    assert y.data_ptr() == x.data_ptr() and y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(y.float(), expected.to(dtype).float())
+    if dtype == torch.bfloat16:  # -0.0 comes out as 0.0 (torch's own clamp keeps it -0.0)
+        assert not torch.signbit(y).any()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_an_overflow_in_fp16_or_fp32_stays_nan_for_the_guard_to_see(dtype) -> None:
+    # given an overflowed activation: NaN with its sign bit set, as x86 makes one
+    x = torch.full((1, 4, 2, 2), float("nan"), dtype=dtype).neg_()
+    # when / then it is NaN after the activation too (extractor.finite_rows computes it again)
+    for upper in (None, 6.0):
+        assert torch.isnan(ClampInPlace(upper)(x.clone())).all()
+
+
+def test_resnet_activates_by_clamping_and_gives_the_same_vectors() -> None:
+    # given ResNet-18's features, batch norms folded (as the product loads a ResNet)
+    torch.manual_seed(0)
+    features = ResNetFeatures(with_trained_statistics(models.resnet18())).eval()
+    probe = torch.randn(1, 3, 64, 64)
+    folded, _ = fold_batchnorm(features, probe, BOTH_PATHS)
+    # when
+    lighter, changed = streamline(folded, probe, BOTH_PATHS)
+    # then every ReLU (built in place) is a ClampInPlace, with the same outputs bit for bit
+    relus = sum(isinstance(m, nn.ReLU) for m in folded.modules())
+    assert relus == changed == sum(isinstance(m, ClampInPlace) for m in lighter.modules()) > 0
+    x = torch.randn(2, 3, 96, 96).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16):
+        for a, b in zip(BOTH_PATHS(folded, x)[1], BOTH_PATHS(lighter, x)[1], strict=True):
+            assert torch.equal(a, b)
